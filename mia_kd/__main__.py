@@ -1,0 +1,3 @@
+from mia_kd.cli import main
+
+raise SystemExit(main())

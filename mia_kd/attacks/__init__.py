@@ -1,0 +1,13 @@
+"""Membership-inference attacks: one file per attack, each a frozen dataclass registered by file name.
+
+Every attack maps per-record statistics (:class:`AttackInputs`) to one score per record, higher = member.
+"""
+
+from mia_kd.attacks import lowercase, loss, min_k, min_k_pp, recall, reference, zlib  # noqa: F401 (registers)
+from mia_kd.attacks._base import Attack, AttackInputs, TokenStats
+from mia_kd.attacks._registry import ATTACKS, build_attack, check_attack_spec, fit_attack
+
+# The attacks in DESIGN §4's table order.
+ALL_ATTACKS: tuple[str, ...] = ("loss", "zlib", "lowercase", "min_k", "min_k_pp", "recall", "reference")
+
+__all__ = ["ALL_ATTACKS", "ATTACKS", "Attack", "AttackInputs", "TokenStats", "build_attack", "check_attack_spec", "fit_attack"]

@@ -1,0 +1,91 @@
+"""The attack registry, and building / fitting an attack from its config entry."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from mia_kd import metrics
+from mia_kd.attacks._base import Attack, AttackInputs
+from mia_kd.errors import ConfigError
+from mia_kd.registry import Registry
+
+ATTACKS: Registry[type[Attack]] = Registry("attack")
+
+
+def _options(cls: type[Attack]) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
+
+
+def build_attack(name: str, **params: Any) -> Attack:
+    """The attack registered as ``name``, with ``params`` as its fields (validated by the attack).
+
+    Unknown names and options raise :class:`ConfigError` naming the allowed ones.
+    """
+    cls = ATTACKS.get(name, key="attacks")
+    allowed = _options(cls)
+    for option in params:
+        if option not in allowed:
+            close = difflib.get_close_matches(option, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"attacks.{name}: unknown option {option!r}{hint}; allowed: {', '.join(allowed) or '(none)'}"
+            )
+    return cls(**params)
+
+
+def fit_attack(
+    name: str, params: Mapping[str, Any], calib_inputs: AttackInputs, calib_labels: np.ndarray
+) -> tuple[Attack, dict[str, Any]]:
+    """Choose the attack's hyper-parameters on ``calib`` only (DESIGN §4).
+
+    A value given as a list (or tuple) is a grid; a scalar is fixed. Every combination (in the order the
+    params and their values are given) is scored on ``calib_inputs`` and ranked by :func:`metrics.auc`
+    against ``calib_labels`` (n_calib,); the first of the best wins ties. Returns the attack and all its
+    field values (grids resolved, defaults included). Grids over an attack's ``scorer_params`` (fields that
+    change what the scorer computes, e.g. ``recall.shots``) are refused: one scorer pass serves one value.
+    """
+    names, grids = _grid(name, params)
+    best: tuple[float, Attack] | None = None
+    for combination in itertools.product(*grids):
+        attack = build_attack(name, **dict(zip(names, combination)))
+        score = metrics.auc(attack.score(calib_inputs), calib_labels)
+        if best is None or score > best[0]:
+            best = (score, attack)
+    assert best is not None  # product of non-empty grids is non-empty
+    attack = best[1]
+    return attack, {option: getattr(attack, option) for option in _options(type(attack))}
+
+
+def check_attack_spec(name: str, params: Mapping[str, Any]) -> None:
+    """Validate a config entry without data: the name, every option and every grid value."""
+    names, grids = _grid(name, params)
+    for combination in itertools.product(*grids):
+        build_attack(name, **dict(zip(names, combination)))
+
+
+def _grid(name: str, params: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Option names and, for each, the values to try (a scalar is a one-value grid)."""
+    cls = ATTACKS.get(name, key="attacks")
+    scorer_params: frozenset[str] = getattr(cls, "scorer_params", frozenset())
+    names = list(params)
+    grids = []
+    for option in names:
+        value = params[option]
+        if isinstance(value, (list, tuple)):
+            if not value:
+                raise ConfigError(f"attacks.{name}.{option}: got an empty grid []; give at least one value")
+            if option in scorer_params and len(value) > 1:
+                raise ConfigError(
+                    f"attacks.{name}.{option}: got a grid {list(value)!r}, but {option} changes what the "
+                    f"scorer computes; give one value"
+                )
+            grids.append(list(value))
+        else:
+            grids.append([value])
+    return names, grids

@@ -1,0 +1,35 @@
+"""zlib attack: mean log-probability over the zlib-compressed length of the text.
+
+Carlini et al., "Extracting Training Data from Large Language Models", USENIX Security 2021 (the zlib
+entropy comparison).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from mia_kd.attacks._base import AttackInputs, Need
+from mia_kd.attacks._registry import ATTACKS
+from mia_kd.attacks._util import mean_per_record, stats_of
+
+
+@ATTACKS.register("zlib")
+@dataclass(frozen=True)
+class Zlib:
+    """Score = mean ℓ / ``len(zlib.compress(text.encode("utf-8")))`` (bytes, default level).
+
+    Mean ℓ is negative, so a record the model finds likely relative to its compressibility scores higher.
+    """
+
+    name: ClassVar[str] = "zlib"
+    needs: ClassVar[frozenset[Need]] = frozenset()
+
+    def score(self, inputs: AttackInputs) -> np.ndarray:
+        """``(len(inputs),)`` float64."""
+        mean = mean_per_record(stats_of(inputs, "target", self.name).logprobs)
+        compressed = np.array([len(zlib.compress(t.encode("utf-8"))) for t in inputs.texts], dtype=np.float64)
+        return mean / compressed

@@ -1,0 +1,167 @@
+"""Splitting one record pool into disjoint parts with exact membership (DESIGN §3)."""
+
+from __future__ import annotations
+
+import hashlib
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from mia_kd.data._record import Record
+from mia_kd.errors import ConfigError, DataError
+
+__all__ = ["Split", "SplitSizes", "split_records", "split_shifted"]
+
+
+@dataclass(frozen=True)
+class SplitSizes:
+    """How many records each part gets. Errors name the config keys ``data.<field>``."""
+
+    members: int
+    nonmembers: int
+    utility: int
+    public: int
+    calib_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("members", "nonmembers", "utility", "public"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ConfigError(f"data.{name}: must be a positive integer; got {value!r}")
+        fraction = self.calib_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
+            raise ConfigError(f"data.calib_fraction: must be strictly between 0 and 1; got {fraction!r}")
+        for name in ("members", "nonmembers"):
+            n_calib = _n_calib(getattr(self, name), fraction)
+            if n_calib == 0 or n_calib == getattr(self, name):
+                raise ConfigError(
+                    f"data.{name}: {getattr(self, name)} records leave an empty calib or eval fold at "
+                    f"calib_fraction {fraction}; ask for more"
+                )
+
+    @property
+    def total(self) -> int:
+        """Records one IID split needs."""
+        return self.members + self.nonmembers + self.utility + self.public
+
+
+def _n_calib(n: int, fraction: float) -> int:
+    return int(round(n * fraction))
+
+
+@dataclass(frozen=True)
+class Split:
+    """Disjoint parts of the pool, each a tuple of records in shuffled order.
+
+    ``members`` = ``members_calib + members_eval`` (the teacher's training and transfer set);
+    ``nonmembers`` likewise. ``shifted`` is True when non-members came from another source
+    (:func:`split_shifted`).
+    """
+
+    members_calib: tuple[Record, ...]
+    members_eval: tuple[Record, ...]
+    nonmembers_calib: tuple[Record, ...]
+    nonmembers_eval: tuple[Record, ...]
+    utility: tuple[Record, ...]
+    public: tuple[Record, ...]
+    shifted: bool = False
+
+    @property
+    def members(self) -> tuple[Record, ...]:
+        """Every member: calib fold then eval fold."""
+        return self.members_calib + self.members_eval
+
+    @property
+    def nonmembers(self) -> tuple[Record, ...]:
+        """Every non-member: calib fold then eval fold."""
+        return self.nonmembers_calib + self.nonmembers_eval
+
+    def parts(self) -> dict[str, tuple[Record, ...]]:
+        """The six parts by name, in the fixed order the fingerprint uses."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "shifted"}
+
+    def fingerprint(self) -> str:
+        """sha256 (hex) over every part's name and record ids, in order: equal iff the split is equal."""
+        digest = hashlib.sha256()
+        for name, records in self.parts().items():
+            digest.update(f"{name}:{len(records)}\n".encode())
+            for record in records:
+                digest.update(record.record_id.encode() + b"\n")
+        return digest.hexdigest()
+
+    def summary(self) -> dict[str, int]:
+        """Number of records in each part."""
+        return {name: len(records) for name, records in self.parts().items()}
+
+
+def _dedupe(records: Sequence[Record]) -> list[Record]:
+    """``records`` without repeated texts (first occurrence kept), so no text lands in two parts."""
+    seen: set[str] = set()
+    out: list[Record] = []
+    for record in records:
+        if record.text not in seen:
+            seen.add(record.text)
+            out.append(record)
+    return out
+
+
+def _shuffled(records: list[Record], rng: np.random.Generator) -> list[Record]:
+    return [records[i] for i in rng.permutation(len(records))]
+
+
+def _too_few(what: str, asked: dict[str, int], available: int) -> DataError:
+    parts = " + ".join(f"{n} {name}" for name, n in asked.items())
+    return DataError(
+        f"data: {what} has {available} distinct records, the split asks for {parts} = {sum(asked.values())}; "
+        "lower these sizes or use a larger source"
+    )
+
+
+def _folds(records: list[Record], fraction: float) -> tuple[tuple[Record, ...], tuple[Record, ...]]:
+    n_calib = _n_calib(len(records), fraction)
+    return tuple(records[:n_calib]), tuple(records[n_calib:])
+
+
+def split_records(records: Sequence[Record], sizes: SplitSizes, *, seed: int) -> Split:
+    """An IID split: one seeded shuffle of the deduplicated pool, then consecutive slices.
+
+    Order of the slices: members, nonmembers, utility, public; members and nonmembers are each cut into
+    calib (the first ``round(n * calib_fraction)``) and eval. Records left over are unused.
+    """
+    pool = _dedupe(records)
+    asked = {"members": sizes.members, "nonmembers": sizes.nonmembers, "utility": sizes.utility,
+             "public": sizes.public}
+    if len(pool) < sizes.total:
+        raise _too_few("the source", asked, len(pool))
+    shuffled = _shuffled(pool, np.random.default_rng(seed))
+    bounds = np.cumsum([0, *asked.values()])
+    members, nonmembers, utility, public = (shuffled[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
+    return Split(*_folds(members, sizes.calib_fraction), *_folds(nonmembers, sizes.calib_fraction),
+                 tuple(utility), tuple(public))
+
+
+def split_shifted(
+    member_records: Sequence[Record], nonmember_records: Sequence[Record], sizes: SplitSizes, *, seed: int
+) -> Split:
+    """A split whose non-members come from another source (not IID: the blind check should refuse it).
+
+    Members, utility and public are drawn from ``member_records`` as in :func:`split_records`;
+    non-members from ``nonmember_records``, after dropping every text also in the member pool.
+    """
+    pool = _dedupe(member_records)
+    pool_texts = {record.text for record in pool}
+    others = [record for record in _dedupe(nonmember_records) if record.text not in pool_texts]
+    member_asked = {"members": sizes.members, "utility": sizes.utility, "public": sizes.public}
+    if len(pool) < sum(member_asked.values()):
+        raise _too_few("the member source", member_asked, len(pool))
+    if len(others) < sizes.nonmembers:
+        raise _too_few("the non-member source", {"nonmembers": sizes.nonmembers}, len(others))
+    member_rng, nonmember_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    shuffled = _shuffled(pool, member_rng)
+    bounds = np.cumsum([0, *member_asked.values()])
+    members, utility, public = (shuffled[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
+    nonmembers = _shuffled(others, nonmember_rng)[: sizes.nonmembers]
+    return Split(*_folds(members, sizes.calib_fraction), *_folds(nonmembers, sizes.calib_fraction),
+                 tuple(utility), tuple(public), shifted=True)

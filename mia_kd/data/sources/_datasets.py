@@ -1,0 +1,66 @@
+"""Reading through Hugging Face ``datasets``, shared by the ``files`` and ``hf`` sources.
+
+Every failure of ``datasets.load_dataset`` becomes one :class:`~mia_kd.errors.DataError` line (the
+original exception stays attached as ``__cause__`` for debugging).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+from mia_kd.errors import DataError
+
+__all__ = ["load_split", "text_column"]
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Type: first line`` of the innermost cause (wrappers like DatasetGenerationError say little)."""
+    while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def load_split(
+    what: str, key: str, *, cache_dir: str | None = None, temporary: bool = False, **kwargs: Any
+) -> Any:
+    """``datasets.load_dataset(**kwargs)`` held in memory; a failure is a ``DataError`` naming ``key``.
+
+    ``what`` says what was read (a path, a dataset name) in the message. ``cache_dir`` None is
+    ``datasets``' default cache. With ``temporary``, the Arrow files ``datasets`` writes while building go
+    to a temporary folder removed afterwards, so reading a local file leaves nothing behind
+    (``keep_in_memory`` keeps the table usable after that).
+    """
+    import datasets  # heavy; imported only when a source is actually read
+
+    def load(directory: str | None) -> Any:
+        try:
+            return datasets.load_dataset(cache_dir=directory, keep_in_memory=True, **kwargs)
+        # datasets, fsspec, pyarrow and the hub client raise many unrelated types; to the user each one
+        # means "this data cannot be read", and the original is kept as __cause__.
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"{key}: cannot read {what}: {_first_line(exc)}") from exc
+
+    if not temporary:
+        return load(cache_dir)
+    with tempfile.TemporaryDirectory(prefix="mia_kd-datasets-") as directory:
+        return load(directory)
+
+
+def text_column(dataset: Any, column: str, what: str, key: str) -> list[str]:
+    """The values of ``column`` as strings (a missing value becomes ``""``); errors name ``key``.
+
+    ``dataset`` is a ``datasets.Dataset``; ``key`` is the config key of the column option.
+    """
+    names = list(dataset.column_names)
+    if column not in names:
+        raise DataError(f"{key}: no column {column!r} in {what}; columns: {', '.join(names)}")
+    values = dataset.data.column(column).to_pylist()
+    bad = next((value for value in values if value is not None and not isinstance(value, str)), None)
+    if bad is not None:
+        raise DataError(
+            f"{key}: column {column!r} in {what} holds non-string values "
+            f"({type(bad).__name__}, e.g. {bad!r}); name a column of texts"
+        )
+    return ["" if value is None else value for value in values]

@@ -1,0 +1,96 @@
+"""One training loop for every model: AdamW, linear warm-up and decay, gradient clipping, seeded order.
+
+The loss is a function of the model's logits on a batch, so the same loop trains the teacher and the
+reference model (cross entropy) and distils the student (the KD mix).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel
+
+from mia_kd.config import TrainConfig
+from mia_kd.models.batching import bucketed_batches, pad
+
+log = logging.getLogger(__name__)
+
+# loss(logits, input_ids, mask) -> scalar; logits (batch, seq, vocab), input_ids and mask (batch, seq)
+BatchLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class FitReport:
+    steps: int
+    tokens: int
+    seconds: float
+    final_loss: float  # mean training loss over the last epoch
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else float("nan")
+
+
+def fit(
+    model: PreTrainedModel,
+    rows: Sequence[Sequence[int]],
+    schedule: TrainConfig,
+    loss_fn: BatchLoss,
+    *,
+    seed: int,
+    pad_id: int,
+    device: torch.device,
+    desc: str,
+    progress: bool = False,
+) -> FitReport:
+    """Train ``model`` in place on token id ``rows`` for ``schedule.epochs`` epochs."""
+    model.to(device).train()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    lengths = [len(row) for row in rows]
+    steps_per_epoch = -(-len(rows) // schedule.batch_size)
+    total = steps_per_epoch * schedule.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)
+    warmup = int(schedule.warmup_fraction * total)
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    start, tokens, epoch_loss = time.perf_counter(), 0, float("nan")
+    bar = tqdm(total=total, desc=desc, unit="step", disable=not progress, leave=False)
+    for _ in range(schedule.epochs):
+        losses = []
+        for batch in bucketed_batches(lengths, schedule.batch_size, rng):
+            ids, mask = pad([rows[i] for i in batch], pad_id=pad_id)
+            ids, mask = ids.to(device), mask.to(device)
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            loss = loss_fn(logits, ids, mask)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{desc}: the training loss became {loss.item()}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            tokens += int(mask.sum())
+            bar.update()
+        epoch_loss = float(np.mean(losses)) if losses else float("nan")
+        bar.set_postfix(loss=f"{epoch_loss:.3f}")
+    bar.close()
+    model.eval()
+    report = FitReport(steps=total, tokens=tokens, seconds=time.perf_counter() - start, final_loss=epoch_loss)
+    log.info(
+        "%s: %d epochs, %d steps in %.1f s (%.0f tokens/s), last-epoch loss %.3f",
+        desc, schedule.epochs, total, report.seconds, report.tokens_per_second, report.final_loss,
+    )
+    return report

@@ -1,0 +1,110 @@
+"""The three results tables (DESIGN §7) as explicit Arrow schemas.
+
+Every file carries ``schema_version``; ``sweep_id`` and ``method`` are hive partition keys (in the path, not
+in the file); readers unify schemas across versions (a column a file lacks reads
+as null). Attack scores are one float64 column per attack, ``score_<attack>``: columns, not names.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+TABLES = ("trials", "metrics", "records")
+
+TRIALS = pa.schema(
+    [
+        ("schema_version", pa.int32()),
+        ("sweep_id", pa.string()),
+        ("trial_id", pa.string()),
+        ("config_hash", pa.string()),
+        ("status", pa.string()),  # completed | failed
+        ("error", pa.string()),
+        ("method", pa.string()),
+        ("strength", pa.float64()),
+        ("params", pa.string()),  # the full trial config, JSON
+        ("seed", pa.int64()),
+        ("privacy_objective", pa.string()),  # which statistic: auc | balanced_accuracy | tpr_at_fpr_1pct
+        ("objective_privacy", pa.float64()),  # worst case over attacks on the student (lower is better)
+        ("objective_privacy_attack", pa.string()),  # the attack that reached it
+        ("objective_utility", pa.float64()),  # student task loss on utility, nats/token (lower is better)
+        ("teacher_task_loss", pa.float64()),
+        ("student_task_loss", pa.float64()),
+        ("reference_task_loss", pa.float64()),
+        ("blind_auc", pa.float64()),
+        ("blind_auc_low", pa.float64()),
+        ("blind_auc_high", pa.float64()),
+        ("split_shifted", pa.bool_()),  # the blind check failed and the user allowed it
+        ("split_fingerprint", pa.string()),
+        ("n_members", pa.int64()),
+        ("n_nonmembers", pa.int64()),
+        ("n_utility", pa.int64()),
+        ("n_public", pa.int64()),
+        ("n_truncated", pa.int64()),
+        ("teacher_cache_hit", pa.bool_()),
+        ("reference_cache_hit", pa.bool_()),
+        ("teacher_key", pa.string()),
+        ("wall_time_s", pa.float64()),
+        ("stage_times", pa.string()),  # JSON {stage: seconds}
+        ("started_at", pa.timestamp("us", tz="UTC")),
+        ("node_id", pa.string()),
+        ("hostname", pa.string()),
+        ("device", pa.string()),
+        ("package_versions", pa.string()),  # JSON {package: version}
+        ("git_revision", pa.string()),
+    ]
+)
+
+METRICS = pa.schema(
+    [
+        ("schema_version", pa.int32()),
+        ("trial_id", pa.string()),
+        ("model_role", pa.string()),  # teacher | student
+        ("attack", pa.string()),
+        ("attack_params", pa.string()),  # JSON of the hyper-parameters chosen on calib
+        ("auc", pa.float64()),
+        ("auc_low", pa.float64()),
+        ("auc_high", pa.float64()),
+        ("balanced_accuracy", pa.float64()),
+        ("balanced_accuracy_low", pa.float64()),
+        ("balanced_accuracy_high", pa.float64()),
+        ("tpr", pa.float64()),
+        ("tpr_low", pa.float64()),
+        ("tpr_high", pa.float64()),
+        ("tnr", pa.float64()),
+        ("tnr_low", pa.float64()),
+        ("tnr_high", pa.float64()),
+        ("tpr_at_fpr_1pct", pa.float64()),
+        ("tpr_at_fpr_0_1pct", pa.float64()),
+        ("threshold", pa.float64()),
+        ("oracle_accuracy", pa.float64()),  # the study's in-sample threshold: for comparison only
+        ("oracle_threshold", pa.float64()),
+        ("n_members", pa.int64()),
+        ("n_nonmembers", pa.int64()),
+    ]
+)
+
+_TOKENS = pa.list_(pa.float32())
+
+RECORDS_BASE = pa.schema(
+    [
+        ("schema_version", pa.int32()),
+        ("trial_id", pa.string()),
+        ("model_role", pa.string()),  # teacher | student | reference
+        ("record_id", pa.string()),
+        ("label", pa.int8()),  # 1 member, 0 non-member, null for utility records
+        ("fold", pa.string()),  # calib | eval | utility
+        ("n_tokens", pa.int32()),  # predicted tokens
+        ("token_logprobs", _TOKENS),
+        ("lowercase_token_logprobs", _TOKENS),
+        ("prefixed_token_logprobs", _TOKENS),
+    ]
+)
+
+
+def records_schema(attacks: list[str]) -> pa.Schema:
+    """``records`` with one ``score_<attack>`` column per configured attack."""
+    schema = RECORDS_BASE
+    for name in attacks:
+        schema = schema.append(pa.field(f"score_{name}", pa.float64()))
+    return schema

@@ -1,0 +1,416 @@
+"""One trial, top to bottom: data split → teacher (cached) → reference (cached) → student → scores → metrics.
+
+``run_trial(config) -> TrialResult`` is plain Python: no Ray, no writes beyond the model cache. The result
+holds the rows of the three tables; :func:`mia_kd.store.write_result` puts them in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import socket
+import subprocess
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from mia_kd import data as mdata
+from mia_kd.attacks import ATTACKS, AttackInputs, TokenStats, fit_attack
+from mia_kd.config import TrainConfig, TrialConfig
+from mia_kd.distill.trainer import distill
+from mia_kd.metrics import evaluate_attack
+from mia_kd.models.build import build_model
+from mia_kd.models.cache import ModelCache, cache_key, default_cache_dir, tokenizer_fingerprint
+from mia_kd.models.scoring import score, task_loss
+from mia_kd.models.tokenizer import build_tokenizer, encode
+from mia_kd.models.train import fit
+from mia_kd.distill.loss import lm_loss
+from mia_kd.store.schema import METRICS, SCHEMA_VERSION, TRIALS, records_schema
+
+log = logging.getLogger(__name__)
+
+ROLES = ("teacher", "student")
+PACKAGES = ("mia-kd", "torch", "transformers", "tokenizers", "datasets", "ray", "optuna", "pyarrow", "numpy")
+
+
+@dataclass
+class TrialResult:
+    """The rows one trial adds to each table, plus the trained student (for saving or export)."""
+
+    trial: dict[str, Any]
+    metrics: list[dict[str, Any]]
+    records: pa.Table
+    student: PreTrainedModel | None = field(default=None, repr=False)
+    tokenizer: PreTrainedTokenizerBase | None = field(default=None, repr=False)
+
+    @property
+    def trial_id(self) -> str:
+        return self.trial["trial_id"]
+
+    def tables(self) -> dict[str, pa.Table]:
+        return {
+            "trials": pa.Table.from_pylist([self.trial], schema=TRIALS),
+            "metrics": pa.Table.from_pylist(self.metrics, schema=METRICS),
+            "records": self.records,
+        }
+
+
+@dataclass
+class _Stopwatch:
+    times: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        yield
+        self.times[name] = round(time.perf_counter() - start, 3)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """One model's statistics on the attack records (calib then eval) and on utility."""
+
+    attack: AttackInputs
+    utility: TokenStats
+
+
+def run_trial(config: TrialConfig, *, trial_id: str | None = None) -> TrialResult:
+    trial_id = trial_id or uuid.uuid4().hex[:12]
+    started_at = datetime.now(UTC)
+    clock = _Stopwatch()
+    wall = time.perf_counter()
+    device = _device(config.runtime.device)
+    if config.runtime.threads:
+        torch.set_num_threads(config.runtime.threads)
+    torch.manual_seed(config.seed)
+    cache = ModelCache(config.runtime.cache_dir or default_cache_dir())
+    progress = config.runtime.progress
+
+    # ---- data: exact membership by construction, then the blind check
+    with clock.stage("data"):
+        split, blind, shifted = prepare_split(config)
+        public_texts = [r.text for r in split.public]
+        tokenizer = build_tokenizer(config.tokenizer, public_texts)
+        pad_id = tokenizer.pad_token_id
+        attack_records = [*split.members_calib, *split.nonmembers_calib, *split.members_eval, *split.nonmembers_eval]
+        labels = np.array(
+            [1] * len(split.members_calib) + [0] * len(split.nonmembers_calib)
+            + [1] * len(split.members_eval) + [0] * len(split.nonmembers_eval),
+            dtype=np.int8,
+        )
+        n_calib = len(split.members_calib) + len(split.nonmembers_calib)
+        max_len = config.tokenizer.max_length
+        member_rows, t1 = encode(tokenizer, [r.text for r in split.members], max_length=max_len)
+        public_rows, t2 = encode(tokenizer, public_texts, max_length=max_len)
+        attack_texts = [r.text for r in attack_records]
+        attack_rows, t3 = encode(tokenizer, attack_texts, max_length=max_len)
+        utility_rows, t4 = encode(tokenizer, [r.text for r in split.utility], max_length=max_len)
+        n_truncated = t1 + t3 + t4
+        if n_truncated:
+            log.warning("%d records were longer than tokenizer.max_length=%d tokens and were cut", n_truncated, max_len)
+
+    specs = list(config.attacks)
+    needs = set().union(*(ATTACKS.get(s.name).needs for s in specs))
+    tok_key = tokenizer_fingerprint(tokenizer)
+
+    # ---- teacher: trained on the members until it memorises (cached by content)
+    with clock.stage("teacher"):
+        teacher_key = cache_key(
+            role="teacher", split=split.fingerprint(), tokenizer=tok_key, max_length=max_len,
+            model=config.teacher.model_dump(mode="json"), seed=config.seed,
+        )
+        teacher, teacher_hit = _trained_model(
+            cache, "teacher", teacher_key, config, tokenizer, member_rows, config.teacher.train,
+            seed=config.seed, device=device, progress=progress,
+        )
+    # ---- reference model: the student's architecture trained on public only (cached by content)
+    reference, reference_hit = None, None
+    if "reference" in needs:
+        with clock.stage("reference"):
+            ref_key = cache_key(
+                role="reference", public=[r.record_id for r in split.public], tokenizer=tok_key, max_length=max_len,
+                model=config.student.model_dump(mode="json"), train=config.reference.model_dump(mode="json"),
+                seed=config.seed,
+            )
+            reference, reference_hit = _trained_model(
+                cache, "reference", ref_key, config, tokenizer, public_rows, config.reference,
+                seed=config.seed + 2, device=device, progress=progress,
+            )
+
+    # ---- student: distilled from the teacher on the transfer set (the members)
+    with clock.stage("student"):
+        student = build_model(config.student, tokenizer, seed=config.seed + 1, role="student")
+        distill(
+            student, teacher, member_rows, config.distill, seed=config.seed + 1, pad_id=pad_id,
+            device=device, progress=progress,
+        )
+
+    # ---- scoring: one batched pass per (model, record set)
+    with clock.stage("scoring"):
+        shots = _recall_shots(specs)
+        prefix = None
+        if "prefixed" in needs:
+            prefix_text = " ".join(public_texts[:shots])
+            prefix = encode(tokenizer, [prefix_text], max_length=10**9)[0][0]
+        lowercase_rows = (
+            encode(tokenizer, [t.lower() for t in attack_texts], max_length=max_len)[0] if "lowercase" in needs else None
+        )
+        reference_stats = None
+        if reference is not None:
+            reference_stats = _score(reference, attack_rows, config, pad_id, device)
+        scored = {
+            role: _score_model(
+                model, attack_texts, attack_rows, lowercase_rows, utility_rows, prefix, reference_stats,
+                needs=needs, config=config, pad_id=pad_id, device=device,
+            )
+            for role, model in (("teacher", teacher), ("student", student))
+        }
+        reference_utility = (
+            task_loss(_score(reference, utility_rows, config, pad_id, device)) if reference is not None else None
+        )
+
+    # ---- attacks (settings fit on calib) and metrics (reported on eval)
+    with clock.stage("metrics"):
+        calib_idx, eval_idx = np.arange(n_calib), np.arange(n_calib, len(attack_records))
+        metric_rows: list[dict[str, Any]] = []
+        record_scores: dict[str, dict[str, np.ndarray]] = {}
+        for role in ROLES:
+            inputs = scored[role].attack
+            calib_inputs, eval_inputs = _subset(inputs, calib_idx), _subset(inputs, eval_idx)
+            record_scores[role] = {}
+            for n, spec in enumerate(specs):
+                attack, chosen = fit_attack(spec.name, spec.params, calib_inputs, labels[calib_idx])
+                all_scores = attack.score(inputs)
+                record_scores[role][spec.name] = all_scores
+                result = evaluate_attack(
+                    all_scores[calib_idx], labels[calib_idx], all_scores[eval_idx], labels[eval_idx],
+                    n_bootstrap=config.metrics.n_bootstrap, seed=config.seed * 1000 + n,
+                )
+                metric_rows.append(
+                    {"schema_version": SCHEMA_VERSION, "trial_id": trial_id, "model_role": role,
+                     "attack": spec.name, "attack_params": json.dumps(chosen, sort_keys=True), **result.to_dict()}
+                )
+
+    task = {role: task_loss(scored[role].utility) for role in ROLES}
+    objective_stat = config.metrics.privacy_objective
+    student_rows = [row for row in metric_rows if row["model_role"] == "student"]
+    worst = max(student_rows, key=lambda row: row[objective_stat])
+    clock.times["total"] = round(time.perf_counter() - wall, 3)
+
+    trial_row = {
+        "schema_version": SCHEMA_VERSION,
+        "sweep_id": config.sweep_id,
+        "trial_id": trial_id,
+        "config_hash": config.config_hash(),
+        "status": "completed",
+        "error": None,
+        "method": "none",
+        "strength": 0.0,
+        "params": config.model_dump_json(),
+        "seed": config.seed,
+        "privacy_objective": objective_stat,
+        "objective_privacy": float(worst[objective_stat]),
+        "objective_privacy_attack": worst["attack"],
+        "objective_utility": task["student"],
+        "teacher_task_loss": task["teacher"],
+        "student_task_loss": task["student"],
+        "reference_task_loss": reference_utility,
+        "blind_auc": blind.auc,
+        "blind_auc_low": blind.auc_low,
+        "blind_auc_high": blind.auc_high,
+        "split_shifted": shifted,
+        "split_fingerprint": split.fingerprint(),
+        "n_members": len(split.members),
+        "n_nonmembers": len(split.nonmembers),
+        "n_utility": len(split.utility),
+        "n_public": len(split.public),
+        "n_truncated": n_truncated,
+        "teacher_cache_hit": teacher_hit,
+        "reference_cache_hit": reference_hit,
+        "teacher_key": teacher_key,
+        "wall_time_s": clock.times["total"],
+        "stage_times": json.dumps(clock.times),
+        "started_at": started_at,
+        "node_id": _node_id(),
+        "hostname": socket.gethostname(),
+        "device": str(device),
+        "package_versions": json.dumps(_package_versions(), sort_keys=True),
+        "git_revision": _git_revision(),
+    }
+    records = _records_table(
+        trial_id, attack_records, labels, n_calib, split.utility, scored, reference_stats, record_scores,
+        [s.name for s in specs],
+    )
+    return TrialResult(trial=trial_row, metrics=metric_rows, records=records, student=student, tokenizer=tokenizer)
+
+
+# ------------------------------------------------------------------------------------------------- data
+
+
+def prepare_split(config: TrialConfig) -> tuple[mdata.Split, mdata.BlindCheck, bool]:
+    """Load, clean and split the records, run the blind check; refuse a shifted split unless allowed."""
+    dcfg = config.data
+    sizes = mdata.SplitSizes(
+        members=dcfg.members, nonmembers=dcfg.nonmembers, utility=dcfg.utility, public=dcfg.public,
+        calib_fraction=dcfg.calib_fraction,
+    )
+    name, texts = mdata.load_texts(dcfg.source)
+    records = mdata.make_records(texts, name)
+    if dcfg.nonmember_source is None:
+        split = mdata.split_records(records, sizes, seed=config.seed)
+    else:
+        other, other_texts = mdata.load_texts(dcfg.nonmember_source)
+        split = mdata.split_shifted(records, mdata.make_records(other_texts, other), sizes, seed=config.seed)
+    log.info("split %s", split.summary())
+    blind = mdata.blind_check(split, seed=config.seed, n_bootstrap=dcfg.blind_check_bootstrap)
+    mdata.require_iid(blind, allow_shifted=dcfg.allow_shifted_split)
+    log.info("blind check: bag-of-words AUC %.3f (95%% CI %.3f–%.3f)", blind.auc, blind.auc_low, blind.auc_high)
+    return split, blind, not blind.passed
+
+
+# ----------------------------------------------------------------------------------------------- models
+
+
+def _trained_model(
+    cache: ModelCache,
+    kind: str,
+    key: str,
+    config: TrialConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: list[list[int]],
+    schedule: TrainConfig,
+    *,
+    seed: int,
+    device: torch.device,
+    progress: bool,
+) -> tuple[PreTrainedModel, bool]:
+    cached = cache.load(kind, key)
+    if cached is not None:
+        log.info("%s: reusing the cached model %s (%s)", kind, key, cache.path(kind, key))
+        return cached[0].to(device), True
+    model_cfg = config.teacher if kind == "teacher" else config.student
+    model = build_model(model_cfg, tokenizer, seed=seed, role=kind)
+    report = fit(
+        model, rows, schedule, lm_loss, seed=seed, pad_id=tokenizer.pad_token_id, device=device,
+        desc=f"train {kind}", progress=progress,
+    )
+    cache.save(kind, key, model, {"final_loss": report.final_loss, "seconds": report.seconds, "records": len(rows)})
+    log.info("%s: trained and cached as %s", kind, key)
+    return model, False
+
+
+def _score(model: PreTrainedModel, rows, config: TrialConfig, pad_id: int, device, **kwargs) -> TokenStats:
+    return score(model, rows, pad_id=pad_id, batch_size=config.runtime.score_batch_size, device=device, **kwargs)
+
+
+def _score_model(
+    model, texts, rows, lowercase_rows, utility_rows, prefix, reference_stats, *, needs, config, pad_id, device
+) -> _Scored:
+    target = _score(model, rows, config, pad_id, device, moments="moments" in needs)
+    lowercase = _score(model, lowercase_rows, config, pad_id, device) if lowercase_rows is not None else None
+    prefixed = _score(model, rows, config, pad_id, device, prefix=prefix) if prefix is not None else None
+    inputs = AttackInputs(texts=texts, target=target, lowercase=lowercase, prefixed=prefixed, reference=reference_stats)
+    return _Scored(attack=inputs, utility=_score(model, utility_rows, config, pad_id, device))
+
+
+def _recall_shots(specs) -> int:
+    for spec in specs:
+        if spec.name == "recall":
+            return int(spec.params.get("shots", ATTACKS.get("recall").shots))
+    return 0
+
+
+def _subset(inputs: AttackInputs, idx: np.ndarray) -> AttackInputs:
+    def pick(stats: TokenStats | None) -> TokenStats | None:
+        if stats is None:
+            return None
+        take = lambda seq: None if seq is None else tuple(seq[i] for i in idx)  # noqa: E731
+        return TokenStats(logprobs=take(stats.logprobs), mean=take(stats.mean), std=take(stats.std))
+
+    return AttackInputs(
+        texts=[inputs.texts[i] for i in idx], target=pick(inputs.target), lowercase=pick(inputs.lowercase),
+        prefixed=pick(inputs.prefixed), reference=pick(inputs.reference),
+    )
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------------------------------------- records
+
+
+def _records_table(
+    trial_id, attack_records, labels, n_calib, utility_records, scored, reference_stats, record_scores, attack_names
+) -> pa.Table:
+    n_attack = len(attack_records)
+    folds = ["calib"] * n_calib + ["eval"] * (n_attack - n_calib)
+    columns: dict[str, list] = {name: [] for name in records_schema(attack_names).names}
+
+    def add(role, records, record_labels, record_folds, stats, lowercase=None, prefixed=None, scores=None):
+        n = len(records)
+        columns["schema_version"] += [SCHEMA_VERSION] * n
+        columns["trial_id"] += [trial_id] * n
+        columns["model_role"] += [role] * n
+        columns["record_id"] += [r.record_id for r in records]
+        columns["label"] += list(record_labels)
+        columns["fold"] += list(record_folds)
+        columns["n_tokens"] += [len(lp) for lp in stats.logprobs]
+        columns["token_logprobs"] += list(stats.logprobs)
+        columns["lowercase_token_logprobs"] += list(lowercase.logprobs) if lowercase else [None] * n
+        columns["prefixed_token_logprobs"] += list(prefixed.logprobs) if prefixed else [None] * n
+        for name in attack_names:
+            columns[f"score_{name}"] += list(scores[name]) if scores else [None] * n
+
+    for role in ROLES:
+        inputs = scored[role].attack
+        add(role, attack_records, labels.tolist(), folds, inputs.target, inputs.lowercase, inputs.prefixed,
+            record_scores[role])
+        n_u = len(utility_records)
+        add(role, utility_records, [None] * n_u, ["utility"] * n_u, scored[role].utility)
+    if reference_stats is not None:
+        add("reference", attack_records, labels.tolist(), folds, reference_stats)
+    return pa.Table.from_pydict(columns, schema=records_schema(attack_names))
+
+
+# ------------------------------------------------------------------------------------------- provenance
+
+
+def _package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _git_revision() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _node_id() -> str:
+    """Ray's node id inside a Ray worker, else the host name (set by the sweep layer via the env)."""
+    return os.environ.get("MIA_KD_NODE_ID") or socket.gethostname()

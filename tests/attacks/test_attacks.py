@@ -1,0 +1,277 @@
+"""Each attack against a brute-force formula (plain loops and ``math``), its sign, and the registry."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mia_kd.attacks import (
+    ALL_ATTACKS,
+    ATTACKS,
+    AttackInputs,
+    TokenStats,
+    build_attack,
+    fit_attack,
+)
+from mia_kd.attacks._util import n_lowest
+from mia_kd.errors import ConfigError, MiaKdError
+
+LENGTHS = [1, 2, 3, 5, 7, 10, 13, 20, 31, 4]
+
+
+def ragged(rng, low, high):
+    return tuple(rng.uniform(low, high, n).astype(np.float32) for n in LENGTHS)
+
+
+def make_inputs(seed=0) -> AttackInputs:
+    rng = np.random.default_rng(seed)
+    texts = [f"Record {i}: " + "Some Words " * (i + 1) + "x" * (3 * i) for i in range(len(LENGTHS))]
+    std = list(ragged(rng, 0.1, 2.0))
+    std[3] = std[3].copy()
+    std[3][1] = 0.0  # a degenerate position: min_k_pp floors sigma
+    target = TokenStats(logprobs=ragged(rng, -8, -0.01), mean=ragged(rng, -5, -1), std=tuple(std))
+    return AttackInputs(
+        texts=texts,
+        target=target,
+        lowercase=TokenStats(logprobs=ragged(rng, -8, -0.01)),
+        prefixed=TokenStats(logprobs=ragged(rng, -8, -0.01)),
+        reference=TokenStats(logprobs=ragged(rng, -8, -0.01)),
+    )
+
+
+INPUTS = make_inputs()
+
+
+def mean(values):
+    return sum(float(v) for v in values) / len(values)
+
+
+def lowest_k_mean(values, k):
+    kept = sorted(float(v) for v in values)[: max(1, math.ceil(k * len(values)))]
+    return sum(kept) / len(kept)
+
+
+def brute_force(name, params, inputs):
+    out = []
+    for r, text in enumerate(inputs.texts):
+        lp = inputs.target.logprobs[r]
+        if name == "loss":
+            out.append(mean(lp))
+        elif name == "zlib":
+            out.append(mean(lp) / len(zlib.compress(text.encode("utf-8"))))
+        elif name == "lowercase":
+            out.append(-(mean(lp) / mean(inputs.lowercase.logprobs[r])))
+        elif name == "min_k":
+            out.append(lowest_k_mean(lp, params.get("k", 0.2)))
+        elif name == "min_k_pp":
+            mu, sigma = inputs.target.mean[r], inputs.target.std[r]
+            z = [(float(lp[i]) - float(mu[i])) / max(float(sigma[i]), 1e-6) for i in range(len(lp))]
+            out.append(lowest_k_mean(z, params.get("k", 0.2)))
+        elif name == "recall":
+            out.append(mean(inputs.prefixed.logprobs[r]) / mean(lp))
+        elif name == "reference":
+            out.append(mean(lp) - mean(inputs.reference.logprobs[r]))
+        else:
+            raise AssertionError(name)
+    return out
+
+
+CASES = [
+    ("loss", {}),
+    ("zlib", {}),
+    ("lowercase", {}),
+    ("min_k", {}),
+    ("min_k", {"k": 0.1}),
+    ("min_k", {"k": 0.5}),
+    ("min_k", {"k": 1.0}),
+    ("min_k_pp", {}),
+    ("min_k_pp", {"k": 0.5}),
+    ("recall", {}),
+    ("reference", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "params"), CASES)
+def test_attack_matches_brute_force(name, params):
+    scores = build_attack(name, **params).score(INPUTS)
+    assert scores.shape == (len(LENGTHS),)
+    assert scores.dtype == np.float64
+    np.testing.assert_allclose(scores, brute_force(name, params, INPUTS), rtol=1e-6, atol=1e-9)
+
+
+def test_min_k_pp_floors_a_zero_sigma():
+    scores = build_attack("min_k_pp", k=1.0).score(INPUTS)
+    assert np.isfinite(scores).all()
+
+
+def test_min_k_with_k_one_is_loss():
+    np.testing.assert_allclose(build_attack("min_k", k=1.0).score(INPUTS), build_attack("loss").score(INPUTS))
+
+
+def test_n_lowest_rounds_up_and_keeps_at_least_one():
+    assert n_lowest(10, 0.2) == 2
+    assert n_lowest(10, 0.21) == 3
+    assert n_lowest(3, 0.2) == 1
+    assert n_lowest(1, 0.01) == 1
+    assert n_lowest(100, 0.07) == 7  # 0.07 * 100 == 7.000000000000001 in floating point
+    assert n_lowest(31, 1.0) == 31
+
+
+def member_like(inputs: AttackInputs, shift: float = 0.5) -> AttackInputs:
+    """The same records with every target log-probability raised by ``shift`` (more member-like)."""
+    target = dataclasses.replace(inputs.target, logprobs=tuple(lp + shift for lp in inputs.target.logprobs))
+    return dataclasses.replace(inputs, target=target)
+
+
+@pytest.mark.parametrize("name", ALL_ATTACKS)
+def test_higher_logprobs_score_higher(name):
+    attack = build_attack(name)
+    assert (attack.score(member_like(INPUTS)) > attack.score(INPUTS)).all()
+
+
+@pytest.mark.parametrize(
+    ("name", "missing"),
+    [("lowercase", "lowercase"), ("recall", "prefixed"), ("reference", "reference")],
+)
+def test_missing_pass_is_a_clear_error(name, missing):
+    assert missing in build_attack(name).needs
+    inputs = dataclasses.replace(INPUTS, **{missing: None})
+    with pytest.raises(MiaKdError, match=missing):
+        build_attack(name).score(inputs)
+
+
+def test_min_k_pp_without_moments_is_a_clear_error():
+    assert build_attack("min_k_pp").needs == frozenset({"moments"})
+    inputs = dataclasses.replace(INPUTS, target=TokenStats(logprobs=INPUTS.target.logprobs))
+    with pytest.raises(MiaKdError, match="moments"):
+        build_attack("min_k_pp").score(inputs)
+
+
+def test_mismatched_record_counts_are_an_error():
+    inputs = dataclasses.replace(INPUTS, reference=TokenStats(logprobs=INPUTS.reference.logprobs[:-1]))
+    with pytest.raises(MiaKdError, match="reference"):
+        build_attack("reference").score(inputs)
+
+
+def test_empty_record_is_an_error():
+    inputs = dataclasses.replace(INPUTS, target=TokenStats(logprobs=(np.zeros(0),) * len(LENGTHS)))
+    with pytest.raises(MiaKdError, match="no predicted tokens"):
+        build_attack("loss").score(inputs)
+
+
+# ---------------------------------------------------------------------------------------- registry
+
+
+def test_registry_holds_the_seven_attacks_under_their_file_names():
+    assert ALL_ATTACKS == ("loss", "zlib", "lowercase", "min_k", "min_k_pp", "recall", "reference")
+    assert sorted(ATTACKS.names()) == sorted(ALL_ATTACKS)
+    for name in ALL_ATTACKS:
+        cls = ATTACKS.get(name)
+        assert cls.name == name
+        assert Path(inspect.getfile(cls)).stem == name
+        assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
+        assert inspect.getmodule(cls).__doc__  # cites its paper
+
+
+def test_attacks_are_frozen():
+    attack = build_attack("min_k")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        attack.k = 0.5
+
+
+def test_unknown_attack_suggests_a_name():
+    with pytest.raises(ConfigError, match="unknown attack 'min_kk'.*did you mean 'min_k'"):
+        build_attack("min_kk")
+
+
+def test_unknown_option_is_rejected():
+    with pytest.raises(ConfigError, match=r"attacks\.min_k: unknown option 'kk'.*allowed: k"):
+        build_attack("min_k", kk=0.2)
+    with pytest.raises(ConfigError, match="unknown option 'k'"):
+        build_attack("loss", k=0.2)
+
+
+@pytest.mark.parametrize("name", ["min_k", "min_k_pp"])
+@pytest.mark.parametrize("k", [0, -0.1, 1.5, float("nan"), True, "0.2"])
+def test_out_of_range_k_is_rejected(name, k):
+    with pytest.raises(ConfigError, match=rf"{name}\.k: got .*must be in \(0, 1\]"):
+        build_attack(name, k=k)
+
+
+@pytest.mark.parametrize("shots", [0, -1, 2.5, True])
+def test_bad_shots_are_rejected(shots):
+    with pytest.raises(ConfigError, match="recall.shots"):
+        build_attack("recall", shots=shots)
+
+
+# -------------------------------------------------------------------------------------- fit_attack
+
+
+def k_sensitive_inputs(seed=0):
+    """Members: all tokens near -2. Non-members: one token near -3, nine near -0.1.
+
+    The lowest token (k = 0.1) separates perfectly; the mean (k = 1) ranks the other way round.
+    """
+    rng = np.random.default_rng(seed)
+    members = [np.full(10, -2.0) + rng.uniform(-0.05, 0.05, 10) for _ in range(6)]
+    nonmembers = [np.r_[-3.0, np.full(9, -0.1)] + rng.uniform(-0.05, 0.05, 10) for _ in range(6)]
+    logprobs = tuple(a.astype(np.float32) for a in members + nonmembers)
+    inputs = AttackInputs(texts=["t"] * 12, target=TokenStats(logprobs=logprobs))
+    return inputs, np.r_[np.ones(6, dtype=int), np.zeros(6, dtype=int)]
+
+
+def test_fit_attack_picks_the_best_calib_auc():
+    inputs, labels = k_sensitive_inputs()
+    attack, params = fit_attack("min_k", {"k": [1.0, 0.5, 0.1]}, inputs, labels)
+    assert attack == build_attack("min_k", k=0.1)
+    assert params == {"k": 0.1}
+    # and with the labels flipped, the mean wins
+    attack, params = fit_attack("min_k", {"k": [0.1, 1.0]}, inputs, 1 - labels)
+    assert params == {"k": 1.0}
+
+
+def test_fit_attack_ties_go_to_the_first_grid_value():
+    rng = np.random.default_rng(1)
+    logprobs = tuple(np.full(10, v, dtype=np.float32) + rng.uniform(0, 0.1, 10).astype(np.float32)
+                     for v in [-1.0] * 4 + [-3.0] * 4)  # fmt: skip
+    inputs = AttackInputs(texts=["t"] * 8, target=TokenStats(logprobs=logprobs))
+    labels = np.r_[np.ones(4, dtype=int), np.zeros(4, dtype=int)]
+    _, params = fit_attack("min_k", {"k": [0.3, 0.1, 1.0]}, inputs, labels)
+    assert params == {"k": 0.3}
+
+
+def test_fit_attack_fixed_params_and_defaults():
+    inputs, labels = k_sensitive_inputs()
+    attack, params = fit_attack("min_k", {"k": 0.5}, inputs, labels)
+    assert params == {"k": 0.5} and attack.k == 0.5
+    attack, params = fit_attack("min_k", {}, inputs, labels)
+    assert params == {"k": 0.2}
+    attack, params = fit_attack("loss", {}, inputs, labels)
+    assert params == {} and attack == build_attack("loss")
+
+
+def test_fit_attack_rejects_grids_over_scorer_params():
+    inputs = INPUTS
+    labels = np.r_[np.ones(5, dtype=int), np.zeros(5, dtype=int)]
+    with pytest.raises(ConfigError, match=r"attacks\.recall\.shots: got a grid \[2, 4\]"):
+        fit_attack("recall", {"shots": [2, 4]}, inputs, labels)
+    attack, params = fit_attack("recall", {"shots": [8]}, inputs, labels)
+    assert params == {"shots": 8}
+
+
+def test_fit_attack_rejects_bad_grids():
+    inputs, labels = k_sensitive_inputs()
+    with pytest.raises(ConfigError, match="empty grid"):
+        fit_attack("min_k", {"k": []}, inputs, labels)
+    with pytest.raises(ConfigError, match=r"min_k\.k: got 2"):
+        fit_attack("min_k", {"k": [0.1, 2]}, inputs, labels)
+    with pytest.raises(ConfigError, match="unknown option"):
+        fit_attack("min_k", {"kk": [0.1]}, inputs, labels)
+    with pytest.raises(ConfigError, match="did you mean"):
+        fit_attack("los", {}, inputs, labels)

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from mia_kd.data import Record, Split, SplitSizes, make_records, split_records, split_shifted
+from mia_kd.errors import ConfigError, DataError
+
+SIZES = SplitSizes(members=40, nonmembers=30, utility=10, public=20, calib_fraction=0.25)
+
+
+def pool(n: int, source: str = "toy") -> list[Record]:
+    return make_records([f"sentence number {i} of the {source} pool" for i in range(n)], source)
+
+
+def assert_disjoint(split: Split) -> None:
+    parts = split.parts()
+    for (a, ra), (b, rb) in itertools.combinations(parts.items(), 2):
+        assert not {r.record_id for r in ra} & {r.record_id for r in rb}, (a, b)
+        assert not {r.text for r in ra} & {r.text for r in rb}, (a, b)
+
+
+def test_parts_disjoint_and_sized() -> None:
+    split = split_records(pool(150), SIZES, seed=0)
+    assert_disjoint(split)
+    assert split.summary() == {
+        "members_calib": 10, "members_eval": 30, "nonmembers_calib": 8, "nonmembers_eval": 22,
+        "utility": 10, "public": 20,
+    }
+    assert split.members == split.members_calib + split.members_eval
+    assert len(split.nonmembers) == 30
+    assert not split.shifted
+
+
+def test_deterministic_per_seed() -> None:
+    records = pool(150)
+    first, again, other = (split_records(records, SIZES, seed=s) for s in (7, 7, 8))
+    assert first == again and first.fingerprint() == again.fingerprint()
+    assert first.members != other.members and first.fingerprint() != other.fingerprint()
+
+
+def test_fingerprint_is_stable_hex_and_order_sensitive() -> None:
+    split = split_records(pool(150), SIZES, seed=0)
+    fingerprint = split.fingerprint()
+    assert len(fingerprint) == 64 and int(fingerprint, 16) >= 0
+    swapped = Split(split.members_eval, split.members_calib, split.nonmembers_calib, split.nonmembers_eval,
+                    split.utility, split.public)
+    assert swapped.fingerprint() != fingerprint
+    # Pinned: the record ids, the shuffle and the hash are all stable across runs and machines.
+    assert fingerprint == split_records(pool(150), SIZES, seed=0).fingerprint()
+
+
+def test_duplicate_texts_removed_before_splitting() -> None:
+    unique = pool(100)
+    # Same texts again (as if two sources or two rows held them): they must not land in two parts.
+    doubled = unique + [Record(f"dup{i:013d}", r.text, "other") for i, r in enumerate(unique)]
+    split = split_records(doubled, SIZES, seed=3)
+    assert_disjoint(split)
+    texts = [r.text for part in split.parts().values() for r in part]
+    assert len(texts) == len(set(texts)) == SIZES.total
+
+
+def test_too_few_records() -> None:
+    with pytest.raises(DataError, match=r"^data: the source has 99 distinct records, .*40 members \+ 30 "
+                                         r"nonmembers \+ 10 utility \+ 20 public = 100"):
+        split_records(pool(99), SIZES, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [({"members": 0}, "data.members"), ({"public": 2.5}, "data.public"),
+     ({"calib_fraction": 1.0}, "data.calib_fraction"), ({"members": 2, "calib_fraction": 0.1}, "data.members")],
+)
+def test_sizes_validated(kwargs: dict[str, object], key: str) -> None:
+    values: dict[str, object] = {"members": 10, "nonmembers": 10, "utility": 1, "public": 1, **kwargs}
+    with pytest.raises(ConfigError, match=rf"^{key}: "):
+        SplitSizes(**values)  # type: ignore[arg-type]
+
+
+def test_shifted_split_draws_nonmembers_from_second_source() -> None:
+    members, others = pool(80, "a"), pool(60, "b")
+    # Ten texts also in the member pool: they must never become non-members.
+    others += make_records([r.text for r in members[:10]], "b")
+    split = split_shifted(members, others, SIZES, seed=0)
+    assert_disjoint(split)
+    assert split.shifted
+    assert {r.source for r in split.nonmembers} == {"b"}
+    assert {r.source for part in (split.members, split.utility, split.public) for r in part} == {"a"}
+    member_texts = {r.text for r in members}
+    assert not member_texts & {r.text for r in split.nonmembers}
+    assert split == split_shifted(members, others, SIZES, seed=0)
+
+
+def test_shifted_split_too_few_nonmembers() -> None:
+    with pytest.raises(DataError, match=r"^data: the non-member source has 29 distinct records"):
+        split_shifted(pool(80, "a"), pool(29, "b"), SIZES, seed=0)

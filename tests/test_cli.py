@@ -1,0 +1,105 @@
+"""Bad input: one line naming the problem, exit code 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from mia_kd.cli import main
+
+
+def _write(tmp_path, raw: dict) -> str:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def _run(tmp_path, capsys, raw: dict, *extra: str) -> tuple[int, str]:
+    out = tmp_path / "out"
+    code = main(["trial", _write(tmp_path, raw), "--out", str(out), *extra])
+    err = capsys.readouterr().err.strip()
+    assert not out.exists(), "a failed trial must write nothing"
+    return code, err
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"teacher": {"trian": {}}}, "unknown key 'trian' under 'teacher'; allowed: config, model_type"),
+        ({"teacher": {"train": {"epochs": "many"}}}, "teacher.train.epochs"),
+        ({"data": {"calib_fraction": 1.5}}, "data.calib_fraction"),
+        ({"data": {"source": "pythn-docs"}}, "unknown data source 'pythn-docs' (did you mean 'python-docs'?)"),
+        ({"attacks": ["loss", "lss"]}, "unknown attack 'lss' (did you mean 'loss'?)"),
+        ({"attacks": [{"name": "min_k", "k": 1.5}]}, "min_k.k"),
+        ({"metrics": {"privacy_objective": "acc"}}, "metrics.privacy_objective"),
+    ],
+)
+def test_bad_config_values_give_one_line_and_exit_2(tmp_path, capsys, ci_raw, change, expected):
+    raw = {**ci_raw, **{k: {**ci_raw.get(k, {}), **v} if isinstance(v, dict) else v for k, v in change.items()}}
+    code, err = _run(tmp_path, capsys, raw)
+    assert code == 2
+    assert err.startswith("mia-kd: error: ") and len(err.splitlines()) == 1
+    assert expected in err
+
+
+def test_missing_data_file(tmp_path, capsys, ci_raw):
+    ci_raw["data"]["source"] = {"name": "files", "path": str(tmp_path / "nope.jsonl")}
+    code, err = _run(tmp_path, capsys, ci_raw)
+    assert code == 2 and "data.source.path" in err and "nope.jsonl" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_unreadable_data_file(tmp_path, capsys, ci_raw):
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"this is not parquet")
+    ci_raw["data"]["source"] = {"name": "files", "path": str(bad)}
+    code, err = _run(tmp_path, capsys, ci_raw)
+    assert code == 2 and "bad.parquet" in err and len(err.splitlines()) == 1
+
+
+def test_missing_text_column(tmp_path, capsys, ci_raw):
+    data = tmp_path / "data.csv"
+    data.write_text("body,label\nhello there friend,1\n")
+    ci_raw["data"]["source"] = {"name": "files", "path": str(data), "text_column": "text"}
+    code, err = _run(tmp_path, capsys, ci_raw)
+    assert code == 2 and "text_column" in err and "'text'" in err and "body" in err
+
+
+def test_bad_override_and_missing_config(tmp_path, capsys, ci_raw):
+    code, err = _run(tmp_path, capsys, ci_raw, "--set", "teacher.train.epochs=-3")
+    assert code == 2 and "teacher.train.epochs" in err
+    code, err = _run(tmp_path, capsys, ci_raw, "--set", "novalue")
+    assert code == 2 and "key.path=value" in err
+    assert main(["trial", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_invalid_yaml(tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text("data: {members: [\n")
+    assert main(["trial", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "not valid YAML" in err and len(err.strip().splitlines()) == 1
+
+
+def test_console_entry_point_exits_2_without_traceback(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: -1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mia_kd", "trial", str(path), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "seed" in proc.stderr
+
+
+def test_shifted_split_exits_2_and_writes_nothing(tmp_path, capsys, ci_raw):
+    other = tmp_path / "other.txt"
+    other.write_text("\n".join(f"Rain and storm number {i} over the cloudy garlic fields." for i in range(600)))
+    ci_raw["data"]["nonmember_source"] = {"name": "files", "path": str(other)}
+    code, err = _run(tmp_path, capsys, ci_raw)
+    assert code == 2 and "blind check failed" in err and "allow_shifted_split" in err

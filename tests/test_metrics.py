@@ -1,0 +1,331 @@
+"""Hand-computed cases for mia_kd.metrics (DESIGN §5)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from mia_kd import metrics
+from mia_kd.errors import MiaKdError
+from mia_kd.metrics import (
+    auc,
+    bootstrap_ci,
+    evaluate_attack,
+    fit_threshold,
+    oracle_accuracy,
+    rates,
+    roc_curve,
+    tpr_at_fpr,
+)
+
+
+def split(members, nonmembers):
+    """scores, labels with members first."""
+    return np.array(list(members) + list(nonmembers), dtype=float), np.array(
+        [1] * len(members) + [0] * len(nonmembers)
+    )
+
+
+# ------------------------------------------------------------------------------------------------ AUC
+
+
+def test_auc_hand_case():
+    # member 0.35 beats 0.1 but not 0.4; member 0.8 beats both: 3 of 4 pairs.
+    assert auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+
+
+def test_auc_tie_across_classes_counts_half():
+    # pairs: (0.5, 0.5) tie = 1/2, (0.5, 0.2) = 1, (0.9, 0.5) = 1, (0.9, 0.2) = 1 -> 3.5 / 4.
+    assert auc([0.5, 0.5, 0.2, 0.9], [1, 0, 0, 1]) == pytest.approx(0.875)
+    assert auc([1.0, 1.0, 1.0], [1, 0, 1]) == pytest.approx(0.5)
+
+
+def test_auc_perfect_and_inverse():
+    assert auc([3.0, 4.0, 1.0, 2.0], [1, 1, 0, 0]) == 1.0
+    assert auc([3.0, 4.0, 1.0, 2.0], [0, 0, 1, 1]) == 0.0
+
+
+def test_auc_accepts_bool_labels():
+    assert auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([False, False, True, True])) == pytest.approx(0.75)
+
+
+def test_auc_matches_sklearn_with_ties():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        n = int(rng.integers(4, 60))
+        labels = rng.integers(0, 2, n)
+        labels[:2] = [0, 1]
+        scores = np.round(rng.normal(size=n), 1)  # many ties
+        assert auc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("scores", "labels", "match"),
+    [
+        ([0.1, 0.2], [1, 1], "both members and non-members"),
+        ([0.1, 0.2], [0, 0], "both members and non-members"),
+        ([0.1, 0.2, 0.3], [0, 1], "differ in length"),
+        ([0.1, float("nan")], [0, 1], "finite"),
+        ([0.1, float("inf")], [0, 1], "finite"),
+        ([0.1, 0.2], [0, 2], "1 \\(member\\) or 0"),
+    ],
+)
+def test_auc_rejects_bad_input(scores, labels, match):
+    with pytest.raises(MiaKdError, match=match):
+        auc(scores, labels)
+
+
+def test_every_estimator_rejects_a_single_class():
+    s, y = [0.1, 0.2, 0.3], [1, 1, 1]
+    for call in (
+        lambda: roc_curve(s, y),
+        lambda: tpr_at_fpr(s, y, 0.01),
+        lambda: fit_threshold(s, y),
+        lambda: rates(s, y, 0.2),
+        lambda: oracle_accuracy(s, y),
+        lambda: bootstrap_ci(auc, s, y),
+        lambda: evaluate_attack(s, y, [0.1, 0.2], [0, 1]),
+        lambda: evaluate_attack([0.1, 0.2], [0, 1], s, y),
+    ):
+        with pytest.raises(MiaKdError, match="both members and non-members"):
+            call()
+
+
+# ------------------------------------------------------------------------------------------------ ROC
+
+
+def test_roc_curve_exact_steps_with_ties():
+    # thresholds: +inf; 0.9 -> tp 1 fp 0; 0.5 (one member, two non-members tied) -> tp 2 fp 2;
+    # 0.2 -> tp 2 fp 3
+    fpr, tpr, thresholds = roc_curve([0.9, 0.5, 0.5, 0.2, 0.5], [1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(thresholds, [np.inf, 0.9, 0.5, 0.2])
+    np.testing.assert_allclose(fpr, [0, 0, 2 / 3, 1])
+    np.testing.assert_allclose(tpr, [0, 0.5, 1, 1])
+
+
+def test_roc_curve_keeps_collinear_points():
+    fpr, tpr, thresholds = roc_curve([4.0, 3.0, 2.0, 1.0], [1, 1, 0, 0])
+    np.testing.assert_array_equal(thresholds, [np.inf, 4, 3, 2, 1])
+    np.testing.assert_allclose(fpr, [0, 0, 0, 0.5, 1])
+    np.testing.assert_allclose(tpr, [0, 0.5, 1, 1, 1])
+
+
+def test_tpr_at_fpr_boundary_included_just_above_excluded():
+    # non-members 0..99; members 99.5, 98.5, 97.5: FPR reaches exactly 1% at threshold 98.5 (tp 2).
+    s, y = split([99.5, 98.5, 97.5], np.arange(100.0))
+    assert tpr_at_fpr(s, y, 0.01) == pytest.approx(2 / 3)
+    assert tpr_at_fpr(s, y, 0.0099) == pytest.approx(1 / 3)
+    assert tpr_at_fpr(s, y, 0.001) == pytest.approx(1 / 3)
+    assert tpr_at_fpr(s, y, 0.02) == pytest.approx(1.0)
+
+
+def test_tpr_at_fpr_is_zero_when_a_nonmember_tops_the_ranking():
+    s, y = split([1.0, 2.0], [3.0, 0.0])
+    assert tpr_at_fpr(s, y, 0.0) == 0.0
+    assert tpr_at_fpr(s, y, 0.49) == 0.0
+    assert tpr_at_fpr(s, y, 0.5) == 1.0
+
+
+def test_tpr_at_fpr_rejects_bad_alpha():
+    with pytest.raises(MiaKdError, match="alpha"):
+        tpr_at_fpr([0.1, 0.2], [0, 1], 1.5)
+
+
+# ------------------------------------------------------------------------- threshold, rates, oracle
+
+
+def test_fit_threshold_and_rates_hand_case():
+    # members 0.9 0.6 0.4, non-members 0.7 0.3 0.2 0.1. Balanced accuracy per threshold:
+    # inf .5 | .9 (1/3+1)/2 | .7 (1/3+3/4)/2 | .6 (2/3+3/4)/2 | .4 (1+3/4)/2 = .875 | .3 .75 | ...
+    s, y = split([0.9, 0.6, 0.4], [0.7, 0.3, 0.2, 0.1])
+    threshold = fit_threshold(s, y)
+    assert threshold == 0.4
+    tpr, tnr = rates(s, y, threshold)
+    assert (tpr, tnr) == (1.0, 0.75)
+    assert (tpr + tnr) / 2 == 0.875
+
+
+def test_fit_threshold_ties_go_to_the_smallest():
+    # members 3 1, non-members 2 0: threshold 3 and threshold 1 both reach 0.75.
+    s, y = split([3.0, 1.0], [2.0, 0.0])
+    assert fit_threshold(s, y) == 1.0
+
+
+def test_fit_threshold_uninformative_scores_is_finite():
+    assert fit_threshold([1.0, 1.0, 1.0, 1.0], [1, 0, 1, 0]) == 1.0
+
+
+def test_rates_is_inclusive_at_the_threshold():
+    s, y = split([0.5, 0.4], [0.5, 0.1])
+    assert rates(s, y, 0.5) == (0.5, 0.5)
+    assert rates(s, y, np.inf) == (0.0, 1.0)
+    with pytest.raises(MiaKdError, match="threshold"):
+        rates(s, y, float("nan"))
+
+
+def test_oracle_twenty_percent_rule_bites():
+    # One member on top of nine non-members: threshold 10 is perfect but predicts 1 of 10 records member,
+    # below 20 %; the oracle must take threshold 9 (2 predicted members): TPR 1, TNR 8/9.
+    s, y = split([10.0], np.arange(9.0, 0.0, -1.0))
+    assert fit_threshold(s, y) == 10.0
+    accuracy, threshold = oracle_accuracy(s, y)
+    assert threshold == 9.0
+    assert accuracy == pytest.approx((1 + 8 / 9) / 2)
+    assert oracle_accuracy(s, y, min_class_fraction=0.1) == (1.0, 10.0)
+
+
+def test_oracle_upper_bound_of_the_rule():
+    # predicted non-members must also be >= 20 %: with 5 records, at most 4 predicted members.
+    s, y = split([5.0, 4.0, 3.0, 2.0], [1.0])
+    # unconstrained best: threshold 2 (all members caught, the non-member rejected) predicts 4 of 5: allowed
+    assert oracle_accuracy(s, y) == (1.0, 2.0)
+    # with 30 %: at most 3 predicted members -> threshold 3, TPR 3/4, TNR 1
+    assert oracle_accuracy(s, y, min_class_fraction=0.3) == (pytest.approx(0.875), 3.0)
+
+
+def test_oracle_nan_when_no_threshold_qualifies():
+    accuracy, threshold = oracle_accuracy([1.0, 1.0, 1.0, 1.0], [1, 0, 1, 0])
+    assert math.isnan(accuracy) and math.isnan(threshold)
+
+
+def test_oracle_rejects_bad_fraction():
+    with pytest.raises(MiaKdError, match="min_class_fraction"):
+        oracle_accuracy([0.1, 0.2], [0, 1], min_class_fraction=0.6)
+
+
+# ------------------------------------------------------------------------------------------ bootstrap
+
+
+def random_case(n=400, shift=0.5, seed=1, decimals=None):
+    rng = np.random.default_rng(seed)
+    labels = np.r_[np.ones(n // 2, dtype=int), np.zeros(n - n // 2, dtype=int)]
+    scores = rng.normal(size=n) + shift * labels
+    if decimals is not None:
+        scores = np.round(scores, decimals)
+    return scores, labels
+
+
+def test_bootstrap_ci_contains_estimate_and_is_seeded():
+    s, y = random_case()
+    low, high = bootstrap_ci(auc, s, y, n_bootstrap=500, seed=7)
+    assert low < auc(s, y) < high
+    assert 0.5 < low and high < 1.0
+    assert bootstrap_ci(auc, s, y, n_bootstrap=500, seed=7) == (low, high)
+    assert bootstrap_ci(auc, s, y, n_bootstrap=500, seed=8) != (low, high)
+
+
+def test_bootstrap_level_widens_interval():
+    s, y = random_case()
+    low90, high90 = bootstrap_ci(auc, s, y, level=0.9)
+    low99, high99 = bootstrap_ci(auc, s, y, level=0.99)
+    assert low99 < low90 and high90 < high99
+
+
+def test_bootstrap_vectorised_auc_equals_plain_loop():
+    s, y = random_case(n=101, decimals=1)  # ties, and unequal classes
+    fast = bootstrap_ci(auc, s, y, n_bootstrap=300, seed=4)
+    slow = bootstrap_ci(lambda a, b: auc(a, b), s, y, n_bootstrap=300, seed=4)
+    assert fast == pytest.approx(slow, abs=1e-12)
+
+
+def test_auc_batch_matches_sklearn_row_by_row():
+    rng = np.random.default_rng(5)
+    members = np.round(rng.normal(0.3, 1, (50, 13)), 1)
+    nonmembers = np.round(rng.normal(0, 1, (50, 29)), 1)
+    got = metrics._auc_batch(members, nonmembers)
+    labels = np.r_[np.ones(13), np.zeros(29)]
+    want = [roc_auc_score(labels, np.r_[m, o]) for m, o in zip(members, nonmembers)]
+    np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_bootstrap_is_stratified():
+    s, y = random_case(n=12)
+    seen = []
+
+    def count_members(scores, labels):
+        seen.append((len(scores), int(np.sum(labels))))
+        return float(np.mean(scores))
+
+    bootstrap_ci(count_members, s, y, n_bootstrap=50)
+    assert seen == [(12, 6)] * 50
+
+
+def test_bootstrap_auc_is_fast():
+    s, y = random_case(n=400)
+    bootstrap_ci(auc, s, y)  # warm-up
+    best = min(_timed(lambda: bootstrap_ci(auc, s, y, n_bootstrap=1000)) for _ in range(3))
+    assert best < 0.2
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def test_bootstrap_rejects_bad_arguments():
+    s, y = random_case(n=10)
+    with pytest.raises(MiaKdError, match="n_bootstrap"):
+        bootstrap_ci(auc, s, y, n_bootstrap=0)
+    with pytest.raises(MiaKdError, match="level"):
+        bootstrap_ci(auc, s, y, level=1.0)
+
+
+# ---------------------------------------------------------------------------------- evaluate_attack
+
+
+def test_evaluate_attack_uses_the_calib_threshold():
+    # calib: members .6 .7, non-members .4 .3 -> threshold .6 (balanced accuracy 1 on calib).
+    calib_s, calib_y = split([0.6, 0.7], [0.4, 0.3])
+    # eval alone would pick .55 (balanced accuracy 1); at .6 the member .55 is missed: TPR 3/4, TNR 1.
+    eval_s, eval_y = split([0.55, 0.65, 0.8, 0.9], [0.1, 0.2, 0.3, 0.5])
+    assert fit_threshold(eval_s, eval_y) == 0.55
+    m = evaluate_attack(calib_s, calib_y, eval_s, eval_y, n_bootstrap=200, seed=1)
+    assert m.threshold == 0.6
+    assert (m.tpr, m.tnr) == (0.75, 1.0)
+    assert m.balanced_accuracy == 0.875
+    assert m.oracle_accuracy == 1.0 and m.oracle_threshold == 0.55
+    assert m.auc == 1.0
+    assert (m.n_members, m.n_nonmembers) == (4, 4)
+    assert m.tpr_at_fpr_1pct == 1.0 and m.tpr_at_fpr_0_1pct == 1.0
+    assert m.tpr_low <= m.tpr <= m.tpr_high
+    assert m.tnr_low <= m.tnr <= m.tnr_high
+    assert m.balanced_accuracy_low <= m.balanced_accuracy <= m.balanced_accuracy_high
+
+
+def test_evaluate_attack_intervals_match_bootstrap_ci():
+    calib_s, calib_y = random_case(n=200, seed=2)
+    eval_s, eval_y = random_case(n=300, seed=3)
+    m = evaluate_attack(calib_s, calib_y, eval_s, eval_y, n_bootstrap=400, seed=9)
+    threshold = fit_threshold(calib_s, calib_y)
+    assert m.threshold == threshold
+    expected_auc = bootstrap_ci(auc, eval_s, eval_y, n_bootstrap=400, seed=9)
+    assert (m.auc_low, m.auc_high) == pytest.approx(expected_auc)
+    expected_tpr = bootstrap_ci(
+        lambda s, y: rates(s, y, threshold)[0], eval_s, eval_y, n_bootstrap=400, seed=9
+    )
+    expected_ba = bootstrap_ci(
+        lambda s, y: sum(rates(s, y, threshold)) / 2, eval_s, eval_y, n_bootstrap=400, seed=9
+    )
+    assert (m.tpr_low, m.tpr_high) == pytest.approx(expected_tpr)
+    assert (m.balanced_accuracy_low, m.balanced_accuracy_high) == pytest.approx(expected_ba)
+    assert m.auc_low < m.auc < m.auc_high
+    assert m.tpr_at_fpr_1pct == tpr_at_fpr(eval_s, eval_y, 0.01)
+    assert m.oracle_accuracy == oracle_accuracy(eval_s, eval_y)[0]
+
+
+def test_attack_metrics_to_dict():
+    s, y = random_case(n=40)
+    d = evaluate_attack(s, y, s, y, n_bootstrap=20).to_dict()
+    assert list(d) == [
+        "auc", "auc_low", "auc_high", "tpr_at_fpr_1pct", "tpr_at_fpr_0_1pct",
+        "balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high",
+        "tpr", "tpr_low", "tpr_high", "tnr", "tnr_low", "tnr_high",
+        "threshold", "oracle_accuracy", "oracle_threshold", "n_members", "n_nonmembers",
+    ]  # fmt: skip
+    assert d["n_members"] == 20 and isinstance(d["n_members"], int)
+    assert all(isinstance(d[k], float) for k in d if not k.startswith("n_"))

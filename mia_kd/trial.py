@@ -97,6 +97,7 @@ def run_trial(config: TrialConfig, *, trial_id: str | None = None) -> TrialResul
     torch.manual_seed(config.seed)
     cache = ModelCache(config.runtime.cache_dir or default_cache_dir())
     progress = config.runtime.progress
+    log.info("trial %s (%s): preparing the data split", trial_id, config.sweep_id)
 
     # ---- data: exact membership by construction, then the blind check
     with clock.stage("data"):

@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     _verbosity(trial)
     trial.set_defaults(func=_cmd_trial)
+
+    methods = sub.add_parser(
+        "methods", help="list the privacy-preserving distillation methods",
+        description="Privacy methods with their hook, strength range, neutral value and stages.",
+    )
+    _verbosity(methods)
+    methods.set_defaults(func=_cmd_methods)
     return parser
 
 
@@ -90,6 +97,21 @@ def _cmd_trial(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_methods(args: argparse.Namespace) -> int:
+    from mia_kd.privacy import method_classes
+
+    rows = [("method", "hook", "strength", "neutral", "stages", "what it does")]
+    for cls in method_classes():
+        rows.append(
+            (cls.name, cls.hook, f"[{cls.low:g}, {cls.high:g}]", f"{cls.neutral:g}", ",".join(sorted(cls.stages)), cls.summary)
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[-1])
+    print("\nuse: privacy: {method: NAME, strength: X, stage: train|serve, ...params} in a trial config")
+    return 0
+
+
 def format_trial(trial: dict, metrics: list[dict]) -> str:
     """Per attack: teacher and student AUC, TPR, TNR with 95% CIs; then both task losses."""
     by_attack: dict[str, dict[str, dict]] = {}
@@ -113,6 +135,12 @@ def format_trial(trial: dict, metrics: list[dict]) -> str:
     text = ["  ".join(value.ljust(w) for value, w in zip(line, widths)) for line in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
     text.append("")
+    text.append(
+        f"privacy method: {trial['method']} at strength {trial['strength']:g} ({trial['privacy_stage']} stage); "
+        f"distilled on {trial['n_transfer']} records; vulnerable subset: {trial['n_vulnerable']} members "
+        f"flagged by the teacher's {trial['vulnerability_attack']} attack"
+        + (f"; DP-SGD epsilon {trial['epsilon']:.2f}" if trial.get("epsilon") is not None else "")
+    )
     text.append(
         f"task loss on utility (nats/token): teacher {trial['teacher_task_loss']:.3f}, "
         f"student {trial['student_task_loss']:.3f}"

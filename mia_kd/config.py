@@ -121,6 +121,44 @@ class MetricsConfig(_Strict):
     )
 
 
+class PrivacyConfig(_Strict):
+    method: str = Field("none", description="privacy-preserving distillation method (mia-kd methods lists them)")
+    strength: float | None = Field(None, description="the method's strength (null: its neutral value)")
+    stage: Literal["train", "serve"] = Field(
+        "train", description="train: act during distillation; serve: wrap the student's logits when it is scored"
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="the method's extra parameters")
+    vulnerability_attack: str = Field(
+        "loss", description="teacher attack whose flagged members form the vulnerable subset (one of `attacks`)"
+    )
+    vulnerable_tokens: Literal["all", "over_represented"] = Field(
+        "all",
+        description="vulnerable tokens: every token id in vulnerable records, or only those more frequent there "
+        "than in the other members",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inline_params(cls, value: Any) -> Any:
+        # `privacy: {method: dp_sgd, strength: 1, max_grad_norm: 0.5}` puts unknown keys into params.
+        if isinstance(value, dict):
+            known = set(cls.model_fields)
+            extra = {k: v for k, v in value.items() if k not in known}
+            if extra:
+                value = {k: v for k, v in value.items() if k in known}
+                value["params"] = {**value.get("params", {}), **extra}
+        return value
+
+    @model_validator(mode="after")
+    def _known_method(self) -> PrivacyConfig:
+        from mia_kd.privacy._methods import check_method, method_class
+
+        if self.strength is None:
+            object.__setattr__(self, "strength", method_class(self.method).neutral)
+        check_method(self.method, self.strength, self.params, self.stage)
+        return self
+
+
 class RuntimeConfig(_Strict):
     device: str = Field("auto", description="torch device: auto (cuda if available), cpu, cuda, cuda:N")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (null: all cores)")
@@ -150,6 +188,7 @@ class TrialConfig(_Strict):
         description="attacks run on teacher and student (names or {name, ...params})",
     )
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
     @field_validator("attacks", mode="before")
@@ -178,6 +217,11 @@ class TrialConfig(_Strict):
             raise ValueError(f"attacks: duplicate names in {names}")
         for spec in self.attacks:
             check_attack_spec(spec.name, spec.params)
+        if self.privacy.vulnerability_attack not in names:
+            raise ValueError(
+                f"privacy.vulnerability_attack: got {self.privacy.vulnerability_attack!r}, "
+                f"must be one of the configured attacks: {', '.join(names)}"
+            )
         return self
 
     def config_hash(self) -> str:

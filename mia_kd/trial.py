@@ -29,14 +29,24 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from mia_kd import data as mdata
 from mia_kd.attacks import ATTACKS, AttackInputs, TokenStats, fit_attack
 from mia_kd.config import TrainConfig, TrialConfig
+from mia_kd.distill.loss import lm_loss
 from mia_kd.distill.trainer import distill
 from mia_kd.metrics import evaluate_attack
 from mia_kd.models.build import build_model
-from mia_kd.models.cache import ModelCache, cache_key, default_cache_dir, tokenizer_fingerprint
+from mia_kd.models.cache import (
+    ModelCache,
+    cache_key,
+    default_cache_dir,
+    load_json,
+    save_json,
+    tokenizer_fingerprint,
+)
 from mia_kd.models.scoring import score, task_loss
 from mia_kd.models.tokenizer import build_tokenizer, encode
 from mia_kd.models.train import fit
-from mia_kd.distill.loss import lm_loss
+from mia_kd.privacy import MethodContext, Vulnerability, build_method, compute_vulnerability
+from mia_kd.privacy._vulnerability import from_json as vulnerability_from_json
+from mia_kd.privacy._vulnerability import to_json as vulnerability_to_json
 from mia_kd.store.schema import METRICS, SCHEMA_VERSION, TRIALS, records_schema
 
 log = logging.getLogger(__name__)
@@ -75,7 +85,7 @@ class _Stopwatch:
     def stage(self, name: str):
         start = time.perf_counter()
         yield
-        self.times[name] = round(time.perf_counter() - start, 3)
+        self.times[name] = round(self.times.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
 @dataclass(frozen=True)
@@ -150,60 +160,56 @@ def run_trial(config: TrialConfig, *, trial_id: str | None = None) -> TrialResul
                 seed=config.seed + 2, device=device, progress=progress,
             )
 
+    # ---- the teacher's side: scores, attacks (settings fit on calib), metrics (reported on eval)
+    calib_idx, eval_idx = np.arange(n_calib), np.arange(n_calib, len(attack_records))
+    prefix = None
+    if "prefixed" in needs:
+        prefix = encode(tokenizer, [" ".join(public_texts[: _recall_shots(specs)])], max_length=10**9)[0][0]
+    lowercase_rows = (
+        encode(tokenizer, [t.lower() for t in attack_texts], max_length=max_len)[0] if "lowercase" in needs else None
+    )
+    scoring = _Scoring(
+        texts=attack_texts, rows=attack_rows, lowercase_rows=lowercase_rows, utility_rows=utility_rows,
+        prefix=prefix, needs=needs, config=config, pad_id=pad_id, device=device,
+    )
+    with clock.stage("scoring"):
+        reference_stats = scoring.stats(reference, attack_rows) if reference is not None else None
+        scored = {"teacher": scoring.model(teacher, reference_stats)}
+    with clock.stage("metrics"):
+        attacked = {"teacher": _attack(scored["teacher"].attack, labels, calib_idx, eval_idx, specs, config)}
+
+    # ---- the privacy method, and the teacher's vulnerable members it may need (cached with the teacher)
+    pcfg = config.privacy
+    vulnerability = _vulnerability(
+        cache.path("teacher", teacher_key), attacked["teacher"], pcfg, split, labels, member_rows, len(tokenizer)
+    )
+    method = build_method(
+        pcfg.method, pcfg.strength, pcfg.params,
+        MethodContext(vulnerability=vulnerability, vocab_size=len(tokenizer), seed=config.seed, n_records=len(member_rows)),
+    )
+    serve = method if pcfg.stage == "serve" and not method.is_neutral else None
+
     # ---- student: distilled from the teacher on the transfer set (the members)
     with clock.stage("student"):
         student = build_model(config.student, tokenizer, seed=config.seed + 1, role="student")
-        distill(
-            student, teacher, member_rows, config.distill, seed=config.seed + 1, pad_id=pad_id,
-            device=device, progress=progress,
+        distilled = distill(
+            student, teacher, member_rows, config.distill, seed=config.seed + 1, pad_id=pad_id, device=device,
+            progress=progress, method=method if pcfg.stage == "train" else None,
+            record_ids=[r.record_id for r in split.members],
         )
-
-    # ---- scoring: one batched pass per (model, record set)
+        student = distilled.student
     with clock.stage("scoring"):
-        shots = _recall_shots(specs)
-        prefix = None
-        if "prefixed" in needs:
-            prefix_text = " ".join(public_texts[:shots])
-            prefix = encode(tokenizer, [prefix_text], max_length=10**9)[0][0]
-        lowercase_rows = (
-            encode(tokenizer, [t.lower() for t in attack_texts], max_length=max_len)[0] if "lowercase" in needs else None
-        )
-        reference_stats = None
-        if reference is not None:
-            reference_stats = _score(reference, attack_rows, config, pad_id, device)
-        scored = {
-            role: _score_model(
-                model, attack_texts, attack_rows, lowercase_rows, utility_rows, prefix, reference_stats,
-                needs=needs, config=config, pad_id=pad_id, device=device,
-            )
-            for role, model in (("teacher", teacher), ("student", student))
-        }
-        reference_utility = (
-            task_loss(_score(reference, utility_rows, config, pad_id, device)) if reference is not None else None
-        )
-
-    # ---- attacks (settings fit on calib) and metrics (reported on eval)
+        scored["student"] = scoring.model(student, reference_stats, transform=serve)
+        reference_utility = task_loss(scoring.stats(reference, utility_rows)) if reference is not None else None
     with clock.stage("metrics"):
-        calib_idx, eval_idx = np.arange(n_calib), np.arange(n_calib, len(attack_records))
-        metric_rows: list[dict[str, Any]] = []
-        record_scores: dict[str, dict[str, np.ndarray]] = {}
-        for role in ROLES:
-            inputs = scored[role].attack
-            calib_inputs, eval_inputs = _subset(inputs, calib_idx), _subset(inputs, eval_idx)
-            record_scores[role] = {}
-            for n, spec in enumerate(specs):
-                attack, chosen = fit_attack(spec.name, spec.params, calib_inputs, labels[calib_idx])
-                all_scores = attack.score(inputs)
-                record_scores[role][spec.name] = all_scores
-                result = evaluate_attack(
-                    all_scores[calib_idx], labels[calib_idx], all_scores[eval_idx], labels[eval_idx],
-                    n_bootstrap=config.metrics.n_bootstrap, seed=config.seed * 1000 + n,
-                )
-                metric_rows.append(
-                    {"schema_version": SCHEMA_VERSION, "trial_id": trial_id, "model_role": role,
-                     "attack": spec.name, "attack_params": json.dumps(chosen, sort_keys=True), **result.to_dict()}
-                )
+        attacked["student"] = _attack(scored["student"].attack, labels, calib_idx, eval_idx, specs, config)
 
+    metric_rows = [
+        {"schema_version": SCHEMA_VERSION, "trial_id": trial_id, "model_role": role, **row}
+        for role in ROLES
+        for row in attacked[role].rows
+    ]
+    record_scores = {role: attacked[role].scores for role in ROLES}
     task = {role: task_loss(scored[role].utility) for role in ROLES}
     objective_stat = config.metrics.privacy_objective
     student_rows = [row for row in metric_rows if row["model_role"] == "student"]
@@ -217,8 +223,16 @@ def run_trial(config: TrialConfig, *, trial_id: str | None = None) -> TrialResul
         "config_hash": config.config_hash(),
         "status": "completed",
         "error": None,
-        "method": "none",
-        "strength": 0.0,
+        "method": pcfg.method,
+        "strength": float(pcfg.strength),
+        "privacy_stage": pcfg.stage,
+        "privacy_params": json.dumps(pcfg.params, sort_keys=True),
+        "method_report": json.dumps(method.report(), sort_keys=True, default=float),
+        "epsilon": method.report().get("epsilon"),
+        "vulnerability_attack": vulnerability.attack,
+        "n_vulnerable": vulnerability.n_vulnerable,
+        "n_vulnerable_tokens": int(vulnerability.token_mask.sum()),
+        "n_transfer": distilled.n_transfer,
         "params": config.model_dump_json(),
         "seed": config.seed,
         "privacy_objective": objective_stat,
@@ -312,18 +326,87 @@ def _trained_model(
     return model, False
 
 
-def _score(model: PreTrainedModel, rows, config: TrialConfig, pad_id: int, device, **kwargs) -> TokenStats:
-    return score(model, rows, pad_id=pad_id, batch_size=config.runtime.score_batch_size, device=device, **kwargs)
+@dataclass(frozen=True)
+class _Scoring:
+    """Everything needed to score one model on the attack records and on utility."""
+
+    texts: list[str]
+    rows: list[list[int]]
+    lowercase_rows: list[list[int]] | None
+    utility_rows: list[list[int]]
+    prefix: list[int] | None
+    needs: set[str]
+    config: TrialConfig
+    pad_id: int
+    device: torch.device
+
+    def stats(self, model: PreTrainedModel, rows, **kwargs) -> TokenStats:
+        return score(
+            model, rows, pad_id=self.pad_id, batch_size=self.config.runtime.score_batch_size, device=self.device,
+            **kwargs,
+        )
+
+    def model(self, model: PreTrainedModel, reference: TokenStats | None, transform=None) -> _Scored:
+        """One pass per record set: plain (with moments if needed), lowercased, prefixed; and utility.
+
+        ``transform`` is a privacy method acting at serve stage: it wraps the model's logits in every pass.
+        """
+        hook = transform.transform_logits if transform is not None else None
+        target = self.stats(model, self.rows, moments="moments" in self.needs, transform=hook)
+        lowercase = self.stats(model, self.lowercase_rows, transform=hook) if self.lowercase_rows is not None else None
+        prefixed = self.stats(model, self.rows, prefix=self.prefix, transform=hook) if self.prefix is not None else None
+        inputs = AttackInputs(texts=self.texts, target=target, lowercase=lowercase, prefixed=prefixed, reference=reference)
+        return _Scored(attack=inputs, utility=self.stats(model, self.utility_rows, transform=hook))
 
 
-def _score_model(
-    model, texts, rows, lowercase_rows, utility_rows, prefix, reference_stats, *, needs, config, pad_id, device
-) -> _Scored:
-    target = _score(model, rows, config, pad_id, device, moments="moments" in needs)
-    lowercase = _score(model, lowercase_rows, config, pad_id, device) if lowercase_rows is not None else None
-    prefixed = _score(model, rows, config, pad_id, device, prefix=prefix) if prefix is not None else None
-    inputs = AttackInputs(texts=texts, target=target, lowercase=lowercase, prefixed=prefixed, reference=reference_stats)
-    return _Scored(attack=inputs, utility=_score(model, utility_rows, config, pad_id, device))
+@dataclass(frozen=True)
+class _Attacked:
+    rows: list[dict[str, Any]]  # metrics rows (without trial id and role)
+    scores: dict[str, np.ndarray]  # attack -> (n_attack_records,) scores
+    thresholds: dict[str, float]  # attack -> threshold fit on calib
+
+
+def _attack(inputs: AttackInputs, labels, calib_idx, eval_idx, specs, config: TrialConfig) -> _Attacked:
+    """Each attack: settings chosen on calib, threshold fit on calib, everything reported on eval."""
+    calib_inputs = _subset(inputs, calib_idx)
+    rows, scores, thresholds = [], {}, {}
+    for n, spec in enumerate(specs):
+        attack, chosen = fit_attack(spec.name, spec.params, calib_inputs, labels[calib_idx])
+        values = attack.score(inputs)
+        result = evaluate_attack(
+            values[calib_idx], labels[calib_idx], values[eval_idx], labels[eval_idx],
+            n_bootstrap=config.metrics.n_bootstrap, seed=config.seed * 1000 + n,
+        )
+        rows.append({"attack": spec.name, "attack_params": json.dumps(chosen, sort_keys=True), **result.to_dict()})
+        scores[spec.name], thresholds[spec.name] = values, result.threshold
+    return _Attacked(rows=rows, scores=scores, thresholds=thresholds)
+
+
+def _vulnerability(teacher_folder: Path, teacher: _Attacked, pcfg, split, labels, member_rows, vocab_size) -> Vulnerability:
+    """The teacher's vulnerable members under ``pcfg.vulnerability_attack``; cached next to the teacher."""
+    name = f"vulnerability-{pcfg.vulnerability_attack}-{pcfg.vulnerable_tokens}.json"
+    cached = load_json(teacher_folder, name)
+    if cached is not None:
+        return vulnerability_from_json(cached)
+    # Attack records are calib members, calib non-members, eval members, eval non-members, so the members
+    # among them (label 1, in order) are split.members: the transfer set, in member_rows' order.
+    scores = teacher.scores[pcfg.vulnerability_attack]
+    result = compute_vulnerability(
+        attack=pcfg.vulnerability_attack,
+        member_ids=[r.record_id for r in split.members],
+        member_scores=scores[np.flatnonzero(labels == 1)],
+        threshold=teacher.thresholds[pcfg.vulnerability_attack],
+        member_rows=member_rows,
+        vocab_size=vocab_size,
+        tokens_rule=pcfg.vulnerable_tokens,
+    )
+    if teacher_folder.is_dir():
+        save_json(teacher_folder, name, vulnerability_to_json(result))
+    log.info(
+        "vulnerable subset: %d of %d members flagged by the teacher's %s attack; %d vulnerable tokens (%s)",
+        result.n_vulnerable, len(split.members), result.attack, int(result.token_mask.sum()), result.tokens_rule,
+    )
+    return result
 
 
 def _recall_shots(specs) -> int:

@@ -20,9 +20,13 @@ def _write(tmp_path, raw: dict) -> str:
 def _run(tmp_path, capsys, raw: dict, *extra: str) -> tuple[int, str]:
     out = tmp_path / "out"
     code = main(["trial", _write(tmp_path, raw), "--out", str(out), *extra])
-    err = capsys.readouterr().err.strip()
+    err = capsys.readouterr().err
     assert not out.exists(), "a failed trial must write nothing"
-    return code, err
+    assert "Traceback" not in err
+    # Progress lines may come first; the error itself is exactly one line.
+    errors = [line for line in err.splitlines() if line.startswith("mia-kd: error: ")]
+    assert len(errors) <= 1
+    return code, errors[0] if errors else err.strip()
 
 
 @pytest.mark.parametrize(
@@ -103,3 +107,30 @@ def test_shifted_split_exits_2_and_writes_nothing(tmp_path, capsys, ci_raw):
     ci_raw["data"]["nonmember_source"] = {"name": "files", "path": str(other)}
     code, err = _run(tmp_path, capsys, ci_raw)
     assert code == 2 and "blind check failed" in err and "allow_shifted_split" in err
+
+
+@pytest.mark.parametrize(
+    ("privacy", "expected"),
+    [
+        ({"method": "red_lst", "strength": 1.0}, "unknown privacy method 'red_lst' (did you mean 'red_list'?)"),
+        ({"method": "red_list", "strength": 9.0}, "privacy.strength: got 9.0, red_list allows [0, 8]"),
+        ({"method": "temperature", "strength": -0.1}, "temperature allows [0, 0.95]"),
+        ({"method": "bottleneck", "strength": 0.5, "stage": "serve"}, "privacy.stage"),
+        ({"method": "dp_sgd", "strength": 1.0, "max_grad_nrm": 1.0}, "unknown parameter 'max_grad_nrm'"),
+    ],
+)
+def test_bad_privacy_config_gives_one_line_and_exit_2(tmp_path, capsys, ci_raw, privacy, expected):
+    code, err = _run(tmp_path, capsys, {**ci_raw, "privacy": privacy})
+    assert code == 2 and expected in err and len(err.splitlines()) == 1
+
+
+def test_methods_lists_every_method_with_range_and_neutral(capsys):
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name, bounds in [
+        ("none", "[0, 0]"), ("red_list", "[0, 8]"), ("temperature", "[0, 0.95]"), ("vulnerable_filter", "[0, 1]"),
+        ("bottleneck", "[0, 0.9]"), ("nonorm", "[0, 1]"), ("output_noise", "[0, 5]"), ("topk_targets", "[0, 1]"),
+        ("dp_sgd", "[0, 10]"),
+    ]:
+        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert bounds in line

@@ -76,3 +76,15 @@ class ModelCache:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return folder
+
+
+def save_json(folder: Path, name: str, payload: dict[str, Any]) -> None:
+    """Write ``folder/name`` atomically (next to a cached model: facts derived from it)."""
+    tmp = folder / f".{name}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(payload))
+    tmp.replace(folder / name)
+
+
+def load_json(folder: Path, name: str) -> dict[str, Any] | None:
+    path = folder / name
+    return json.loads(path.read_text()) if path.is_file() else None

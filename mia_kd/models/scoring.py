@@ -8,7 +8,7 @@ grows with the number of tokens scored, not with tokens × vocabulary.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -28,12 +28,16 @@ def score(
     device: torch.device,
     moments: bool = False,
     prefix: Sequence[int] | None = None,
+    transform: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> TokenStats:
     """Statistics of ``model`` on token id ``rows`` (each starting with the begin-of-text token).
 
     With ``prefix`` (ReCaLL), each row is scored as ``prefix + row[1:]`` and statistics cover the row's
     own tokens only, so they align one to one with the plain pass. Results are in the order of ``rows``
     and do not depend on ``batch_size`` or on that order (right padding, causal attention).
+
+    ``transform(logits, input_ids, mask)`` (a privacy method at serve stage) changes the model's
+    ``(batch, seq, vocab)`` logits before anything is computed from them.
     """
     model.to(device).eval()
     if prefix is not None:
@@ -45,7 +49,10 @@ def score(
     for batch in bucketed_batches([len(row) for row in rows], batch_size):
         ids, mask = pad([rows[i] for i in batch], pad_id=pad_id)
         ids, mask = ids.to(device), mask.to(device)
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1, :].float()
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        if transform is not None:
+            logits = transform(logits, ids, mask)
+        logits = logits[:, :-1, :].float()
         logp = torch.log_softmax(logits, dim=-1)  # (batch, seq - 1, vocab)
         observed = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (batch, seq - 1)
         if moments:

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -25,6 +26,18 @@ log = logging.getLogger(__name__)
 BatchLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+class StepHooks(Protocol):
+    """How a privacy method may change the optimiser step (``mia_kd.privacy.PrivacyMethod`` implements it)."""
+
+    clips_gradients: bool
+
+    def wrap_training(
+        self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, batch_size: int, n_records: int, epochs: int
+    ) -> tuple[torch.nn.Module, torch.optim.Optimizer]: ...
+
+    def backward(self, model: torch.nn.Module, loss_fn: BatchLoss, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor: ...
+
+
 @dataclass(frozen=True)
 class FitReport:
     steps: int
@@ -35,6 +48,16 @@ class FitReport:
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else float("nan")
+
+
+def standard_backward(model: torch.nn.Module, loss_fn: BatchLoss, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``loss_fn(logits, input_ids, mask).backward()``; refuses a non-finite loss. Returns the detached loss."""
+    logits = model(input_ids=input_ids, attention_mask=mask).logits
+    loss = loss_fn(logits, input_ids, mask)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"the training loss became {loss.item()}")
+    loss.backward()
+    return loss.detach()
 
 
 def fit(
@@ -48,8 +71,12 @@ def fit(
     device: torch.device,
     desc: str,
     progress: bool = False,
+    hooks: StepHooks | None = None,
 ) -> FitReport:
-    """Train ``model`` in place on token id ``rows`` for ``schedule.epochs`` epochs."""
+    """Train ``model`` in place on token id ``rows`` for ``schedule.epochs`` epochs.
+
+    ``hooks`` (a privacy method) may wrap the module and optimiser and replace the backward pass.
+    """
     model.to(device).train()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -65,6 +92,12 @@ def fit(
         return max(0.0, (total - step) / max(1, total - warmup))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    trained, clip = model, True
+    if hooks is not None:
+        trained, optimizer = hooks.wrap_training(
+            model, optimizer, batch_size=schedule.batch_size, n_records=len(rows), epochs=schedule.epochs
+        )
+        clip = not hooks.clips_gradients
     start, tokens, epoch_loss = time.perf_counter(), 0, float("nan")
     bar = tqdm(total=total, desc=desc, unit="step", disable=not progress, leave=False)
     for _ in range(schedule.epochs):
@@ -72,13 +105,13 @@ def fit(
         for batch in bucketed_batches(lengths, schedule.batch_size, rng):
             ids, mask = pad([rows[i] for i in batch], pad_id=pad_id)
             ids, mask = ids.to(device), mask.to(device)
-            logits = model(input_ids=ids, attention_mask=mask).logits
-            loss = loss_fn(logits, ids, mask)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{desc}: the training loss became {loss.item()}")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.grad_clip)
+            if hooks is None:
+                loss = standard_backward(trained, loss_fn, ids, mask)
+            else:
+                loss = hooks.backward(trained, loss_fn, ids, mask)
+            if clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.grad_clip)
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())

@@ -22,6 +22,14 @@ TRIALS = pa.schema(
         ("error", pa.string()),
         ("method", pa.string()),
         ("strength", pa.float64()),
+        ("privacy_stage", pa.string()),  # train | serve
+        ("privacy_params", pa.string()),  # the method's extra parameters, JSON
+        ("method_report", pa.string()),  # what the method reports after training (e.g. DP-SGD's epsilon), JSON
+        ("epsilon", pa.float64()),  # DP-SGD's epsilon at the reported delta, else null
+        ("vulnerability_attack", pa.string()),  # the teacher attack that defines the vulnerable subset
+        ("n_vulnerable", pa.int64()),  # size of the vulnerable subset (members the teacher's attack flags)
+        ("n_vulnerable_tokens", pa.int64()),
+        ("n_transfer", pa.int64()),  # records the student was distilled on
         ("params", pa.string()),  # the full trial config, JSON
         ("seed", pa.int64()),
         ("privacy_objective", pa.string()),  # which statistic: auc | balanced_accuracy | tpr_at_fpr_1pct

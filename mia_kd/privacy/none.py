@@ -1,0 +1,16 @@
+"""``none``: plain distillation, the baseline every method is compared with."""
+
+from __future__ import annotations
+
+from mia_kd.privacy._base import METHODS, PrivacyMethod
+
+
+@METHODS.register("none")
+class NoPrivacy(PrivacyMethod):
+    name = "none"
+    hook = "none"
+    low = 0.0
+    high = 0.0
+    neutral = 0.0
+    summary = "plain distillation (the baseline)"
+    trades = "nothing: the reference point of every front"

@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # before transformers is imported
 import sys
 import time
 from datetime import date

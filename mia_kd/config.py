@@ -172,6 +172,9 @@ class RuntimeConfig(_Strict):
 class TrialConfig(_Strict):
     sweep_id: str = Field("adhoc", pattern=r"^[A-Za-z0-9_.-]+$", description="results partition this trial belongs to")
     seed: int = Field(0, ge=0, description="seeds the split, the models' initialisation and batch order")
+    student_seed: int | None = Field(
+        None, ge=0, description="seeds the student (init, batch order, method noise); null: seed + 1. Sweep repeats vary it"
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)

@@ -6,6 +6,7 @@ holds the rows of the three tables; :func:`mia_kd.store.write_result` puts them 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -96,18 +97,78 @@ class _Scored:
     utility: TokenStats
 
 
-def run_trial(config: TrialConfig, *, trial_id: str | None = None) -> TrialResult:
-    trial_id = trial_id or uuid.uuid4().hex[:12]
-    started_at = datetime.now(UTC)
+@dataclass
+class Prepared:
+    """Everything a trial needs before its student: built once per sweep and shared by its trials.
+
+    It depends on the config minus ``privacy``, ``distill`` and ``student_seed`` (:func:`prepare_key`):
+    the split, tokenizer, teacher, reference model, the teacher's scores and metrics, and the teacher's
+    vulnerable subset for each vulnerability setting asked for so far.
+    """
+
+    key: str
+    split: mdata.Split
+    blind: mdata.BlindCheck
+    shifted: bool
+    tokenizer: PreTrainedTokenizerBase
+    member_rows: list[list[int]]
+    attack_records: list[mdata.Record]
+    labels: np.ndarray  # (n_attack_records,) int8, 1 = member
+    n_calib: int
+    n_truncated: int
+    scoring: _Scoring
+    teacher: PreTrainedModel
+    teacher_key: str
+    teacher_folder: Path
+    teacher_hit: bool
+    reference: PreTrainedModel | None
+    reference_hit: bool | None
+    reference_stats: TokenStats | None
+    reference_utility: float | None
+    teacher_scored: _Scored
+    teacher_attacked: _Attacked
+    stage_times: dict[str, float]
+    vulnerabilities: dict[tuple[str, str], Vulnerability] = field(default_factory=dict)
+
+    @property
+    def calib_idx(self) -> np.ndarray:
+        return np.arange(self.n_calib)
+
+    @property
+    def eval_idx(self) -> np.ndarray:
+        return np.arange(self.n_calib, len(self.attack_records))
+
+    def vulnerability(self, pcfg) -> Vulnerability:
+        key = (pcfg.vulnerability_attack, pcfg.vulnerable_tokens)
+        if key not in self.vulnerabilities:
+            self.vulnerabilities[key] = _vulnerability(
+                self.teacher_folder, self.teacher_attacked, pcfg, self.split, self.labels, self.member_rows,
+                len(self.tokenizer),
+            )
+        return self.vulnerabilities[key]
+
+
+def prepare_key(config: TrialConfig) -> str:
+    """Hash of the config fields that :func:`prepare` depends on."""
+    payload = config.model_dump(mode="json", exclude={"runtime", "privacy", "distill", "student_seed", "sweep_id"})
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_trial(config: TrialConfig, *, trial_id: str | None = None, prepared: Prepared | None = None) -> TrialResult:
+    """One trial: :func:`prepare` (unless given, e.g. shared by a sweep) then :func:`run_student`."""
+    if prepared is None:
+        prepared = prepare(config)
+    return run_student(prepared, config, trial_id=trial_id)
+
+
+def prepare(config: TrialConfig) -> Prepared:
+    """Split, tokenizer, teacher (cached), reference model (cached), the teacher's scores and metrics."""
     clock = _Stopwatch()
-    wall = time.perf_counter()
+    _runtime(config)
     device = _device(config.runtime.device)
-    if config.runtime.threads:
-        torch.set_num_threads(config.runtime.threads)
-    torch.manual_seed(config.seed)
     cache = ModelCache(config.runtime.cache_dir or default_cache_dir())
     progress = config.runtime.progress
-    log.info("trial %s (%s): preparing the data split", trial_id, config.sweep_id)
+    log.info("preparing the data split (%s)", config.sweep_id)
 
     # ---- data: exact membership by construction, then the blind check
     with clock.stage("data"):
@@ -124,7 +185,7 @@ def run_trial(config: TrialConfig, *, trial_id: str | None = None) -> TrialResul
         n_calib = len(split.members_calib) + len(split.nonmembers_calib)
         max_len = config.tokenizer.max_length
         member_rows, t1 = encode(tokenizer, [r.text for r in split.members], max_length=max_len)
-        public_rows, t2 = encode(tokenizer, public_texts, max_length=max_len)
+        public_rows, _ = encode(tokenizer, public_texts, max_length=max_len)
         attack_texts = [r.text for r in attack_records]
         attack_rows, t3 = encode(tokenizer, attack_texts, max_length=max_len)
         utility_rows, t4 = encode(tokenizer, [r.text for r in split.utility], max_length=max_len)
@@ -161,7 +222,6 @@ def run_trial(config: TrialConfig, *, trial_id: str | None = None) -> TrialResul
             )
 
     # ---- the teacher's side: scores, attacks (settings fit on calib), metrics (reported on eval)
-    calib_idx, eval_idx = np.arange(n_calib), np.arange(n_calib, len(attack_records))
     prefix = None
     if "prefixed" in needs:
         prefix = encode(tokenizer, [" ".join(public_texts[: _recall_shots(specs)])], max_length=10**9)[0][0]
@@ -174,47 +234,78 @@ def run_trial(config: TrialConfig, *, trial_id: str | None = None) -> TrialResul
     )
     with clock.stage("scoring"):
         reference_stats = scoring.stats(reference, attack_rows) if reference is not None else None
-        scored = {"teacher": scoring.model(teacher, reference_stats)}
+        reference_utility = task_loss(scoring.stats(reference, utility_rows)) if reference is not None else None
+        teacher_scored = scoring.model(teacher, reference_stats)
     with clock.stage("metrics"):
-        attacked = {"teacher": _attack(scored["teacher"].attack, labels, calib_idx, eval_idx, specs, config)}
+        calib_idx, eval_idx = np.arange(n_calib), np.arange(n_calib, len(attack_records))
+        teacher_attacked = _attack(teacher_scored.attack, labels, calib_idx, eval_idx, specs, config)
+
+    return Prepared(
+        key=prepare_key(config), split=split, blind=blind, shifted=shifted, tokenizer=tokenizer,
+        member_rows=member_rows, attack_records=attack_records, labels=labels, n_calib=n_calib,
+        n_truncated=n_truncated, scoring=scoring, teacher=teacher, teacher_key=teacher_key,
+        teacher_folder=cache.path("teacher", teacher_key), teacher_hit=teacher_hit, reference=reference,
+        reference_hit=reference_hit, reference_stats=reference_stats, reference_utility=reference_utility,
+        teacher_scored=teacher_scored, teacher_attacked=teacher_attacked, stage_times=dict(clock.times),
+    )
+
+
+def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None = None) -> TrialResult:
+    """The student's part of a trial: privacy method, distillation, scores, metrics, the result rows."""
+    if prepared.key != prepare_key(config):
+        raise ValueError("this trial's config differs from the prepared one outside privacy/distill/student_seed")
+    trial_id = trial_id or uuid.uuid4().hex[:12]
+    started_at = datetime.now(UTC)
+    clock = _Stopwatch()
+    wall = time.perf_counter()
+    _runtime(config)
+    device = _device(config.runtime.device)
+    p = prepared
+    specs = list(config.attacks)
+    student_seed = config.student_seed if config.student_seed is not None else config.seed + 1
 
     # ---- the privacy method, and the teacher's vulnerable members it may need (cached with the teacher)
     pcfg = config.privacy
-    vulnerability = _vulnerability(
-        cache.path("teacher", teacher_key), attacked["teacher"], pcfg, split, labels, member_rows, len(tokenizer)
-    )
+    vulnerability = p.vulnerability(pcfg)
     method = build_method(
         pcfg.method, pcfg.strength, pcfg.params,
-        MethodContext(vulnerability=vulnerability, vocab_size=len(tokenizer), seed=config.seed, n_records=len(member_rows)),
+        MethodContext(
+            vulnerability=vulnerability, vocab_size=len(p.tokenizer), seed=student_seed, n_records=len(p.member_rows)
+        ),
     )
     serve = method if pcfg.stage == "serve" and not method.is_neutral else None
+    log.info("trial %s: %s at strength %g (%s stage)", trial_id, pcfg.method, pcfg.strength, pcfg.stage)
 
     # ---- student: distilled from the teacher on the transfer set (the members)
     with clock.stage("student"):
-        student = build_model(config.student, tokenizer, seed=config.seed + 1, role="student")
+        torch.manual_seed(student_seed)
+        student = build_model(config.student, p.tokenizer, seed=student_seed, role="student")
         distilled = distill(
-            student, teacher, member_rows, config.distill, seed=config.seed + 1, pad_id=pad_id, device=device,
-            progress=progress, method=method if pcfg.stage == "train" else None,
-            record_ids=[r.record_id for r in split.members],
+            student, p.teacher.to(device), p.member_rows, config.distill, seed=student_seed,
+            pad_id=p.tokenizer.pad_token_id, device=device, progress=config.runtime.progress,
+            method=method if pcfg.stage == "train" else None, record_ids=[r.record_id for r in p.split.members],
         )
         student = distilled.student
     with clock.stage("scoring"):
-        scored["student"] = scoring.model(student, reference_stats, transform=serve)
-        reference_utility = task_loss(scoring.stats(reference, utility_rows)) if reference is not None else None
+        scored = {"teacher": p.teacher_scored, "student": p.scoring.model(student, p.reference_stats, transform=serve)}
     with clock.stage("metrics"):
-        attacked["student"] = _attack(scored["student"].attack, labels, calib_idx, eval_idx, specs, config)
+        attacked = {
+            "teacher": p.teacher_attacked,
+            "student": _attack(scored["student"].attack, p.labels, p.calib_idx, p.eval_idx, specs, config),
+        }
 
     metric_rows = [
         {"schema_version": SCHEMA_VERSION, "trial_id": trial_id, "model_role": role, **row}
         for role in ROLES
         for row in attacked[role].rows
     ]
-    record_scores = {role: attacked[role].scores for role in ROLES}
     task = {role: task_loss(scored[role].utility) for role in ROLES}
     objective_stat = config.metrics.privacy_objective
-    student_rows = [row for row in metric_rows if row["model_role"] == "student"]
-    worst = max(student_rows, key=lambda row: row[objective_stat])
+    worst = max(attacked["student"].rows, key=lambda row: row[objective_stat])
+    if not all(np.isfinite([task["student"], worst[objective_stat]])):
+        raise FloatingPointError(f"trial {trial_id}: non-finite objectives (task loss {task['student']})")
     clock.times["total"] = round(time.perf_counter() - wall, 3)
+    report = method.report()
 
     trial_row = {
         "schema_version": SCHEMA_VERSION,
@@ -227,36 +318,37 @@ def run_trial(config: TrialConfig, *, trial_id: str | None = None) -> TrialResul
         "strength": float(pcfg.strength),
         "privacy_stage": pcfg.stage,
         "privacy_params": json.dumps(pcfg.params, sort_keys=True),
-        "method_report": json.dumps(method.report(), sort_keys=True, default=float),
-        "epsilon": method.report().get("epsilon"),
+        "method_report": json.dumps(report, sort_keys=True, default=float),
+        "epsilon": report.get("epsilon"),
         "vulnerability_attack": vulnerability.attack,
         "n_vulnerable": vulnerability.n_vulnerable,
         "n_vulnerable_tokens": int(vulnerability.token_mask.sum()),
         "n_transfer": distilled.n_transfer,
         "params": config.model_dump_json(),
         "seed": config.seed,
+        "student_seed": student_seed,
         "privacy_objective": objective_stat,
         "objective_privacy": float(worst[objective_stat]),
         "objective_privacy_attack": worst["attack"],
         "objective_utility": task["student"],
         "teacher_task_loss": task["teacher"],
         "student_task_loss": task["student"],
-        "reference_task_loss": reference_utility,
-        "blind_auc": blind.auc,
-        "blind_auc_low": blind.auc_low,
-        "blind_auc_high": blind.auc_high,
-        "split_shifted": shifted,
-        "split_fingerprint": split.fingerprint(),
-        "n_members": len(split.members),
-        "n_nonmembers": len(split.nonmembers),
-        "n_utility": len(split.utility),
-        "n_public": len(split.public),
-        "n_truncated": n_truncated,
-        "teacher_cache_hit": teacher_hit,
-        "reference_cache_hit": reference_hit,
-        "teacher_key": teacher_key,
+        "reference_task_loss": p.reference_utility,
+        "blind_auc": p.blind.auc,
+        "blind_auc_low": p.blind.auc_low,
+        "blind_auc_high": p.blind.auc_high,
+        "split_shifted": p.shifted,
+        "split_fingerprint": p.split.fingerprint(),
+        "n_members": len(p.split.members),
+        "n_nonmembers": len(p.split.nonmembers),
+        "n_utility": len(p.split.utility),
+        "n_public": len(p.split.public),
+        "n_truncated": p.n_truncated,
+        "teacher_cache_hit": p.teacher_hit,
+        "reference_cache_hit": p.reference_hit,
+        "teacher_key": p.teacher_key,
         "wall_time_s": clock.times["total"],
-        "stage_times": json.dumps(clock.times),
+        "stage_times": json.dumps({"prepare": p.stage_times, "trial": clock.times}),
         "started_at": started_at,
         "node_id": _node_id(),
         "hostname": socket.gethostname(),
@@ -265,10 +357,16 @@ def run_trial(config: TrialConfig, *, trial_id: str | None = None) -> TrialResul
         "git_revision": _git_revision(),
     }
     records = _records_table(
-        trial_id, attack_records, labels, n_calib, split.utility, scored, reference_stats, record_scores,
-        [s.name for s in specs],
+        trial_id, p.attack_records, p.labels, p.n_calib, p.split.utility, scored, p.reference_stats,
+        {role: attacked[role].scores for role in ROLES}, [s.name for s in specs],
     )
-    return TrialResult(trial=trial_row, metrics=metric_rows, records=records, student=student, tokenizer=tokenizer)
+    return TrialResult(trial=trial_row, metrics=metric_rows, records=records, student=student, tokenizer=p.tokenizer)
+
+
+def _runtime(config: TrialConfig) -> None:
+    if config.runtime.threads:
+        torch.set_num_threads(config.runtime.threads)
+    torch.manual_seed(config.seed)
 
 
 # ------------------------------------------------------------------------------------------------- data

@@ -31,7 +31,8 @@ TRIALS = pa.schema(
         ("n_vulnerable_tokens", pa.int64()),
         ("n_transfer", pa.int64()),  # records the student was distilled on
         ("params", pa.string()),  # the full trial config, JSON
-        ("seed", pa.int64()),
+        ("seed", pa.int64()),  # seeds the split and the teacher
+        ("student_seed", pa.int64()),  # seeds the student's initialisation, batch order and method noise
         ("privacy_objective", pa.string()),  # which statistic: auc | balanced_accuracy | tpr_at_fpr_1pct
         ("objective_privacy", pa.float64()),  # worst case over attacks on the student (lower is better)
         ("objective_privacy_attack", pa.string()),  # the attack that reached it

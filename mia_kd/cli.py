@@ -51,6 +51,36 @@ def _parser() -> argparse.ArgumentParser:
     _verbosity(trial)
     trial.set_defaults(func=_cmd_trial)
 
+    sweep = sub.add_parser(
+        "sweep", help="run (or resume) a sweep: Ray Tune trials, Optuna search per method, Parquet results",
+        description="Run the sweep a config's `sweep:` section describes. Rerunning the same command on the same "
+        "--out resumes it: completed trials are not run again.",
+    )
+    sweep.add_argument("config", help="YAML config with a sweep: section, e.g. sweeps/quickstart.yaml")
+    sweep.add_argument("--out", help="results folder (default: the config's sweep.out)")
+    sweep.add_argument(
+        "--address", default=os.environ.get("RAY_ADDRESS"),
+        help="Ray cluster to run on (auto, ray://HOST:PORT); default: $RAY_ADDRESS, else Ray in this process",
+    )
+    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set sweep.trials_per_method=2 (repeatable)")
+    _verbosity(sweep)
+    sweep.set_defaults(func=_cmd_sweep)
+
+    status = sub.add_parser("status", help="trials per method and status, best objectives, elapsed and ETA")
+    status.add_argument("out", help="a sweep's results folder")
+    _verbosity(status)
+    status.set_defaults(func=_cmd_status)
+
+    export = sub.add_parser(
+        "export", help="copy one trial's student out as a Hugging Face model folder with a model card"
+    )
+    export.add_argument("out", help="a sweep's results folder")
+    export.add_argument("trial_id", help="the trial whose student to export (see mia-kd status)")
+    export.add_argument("dest", help="destination folder (must not exist)")
+    _verbosity(export)
+    export.set_defaults(func=_cmd_export)
+
     methods = sub.add_parser(
         "methods", help="list the privacy-preserving distillation methods",
         description="Privacy methods with their hook, strength range, neutral value and stages.",
@@ -94,6 +124,37 @@ def _cmd_trial(args: argparse.Namespace) -> int:
     paths = write_result(args.out, result)
     print(format_trial(result.trial, result.metrics))
     print(f"\nwrote trial {result.trial_id} in {time.perf_counter() - start:.0f} s: {len(paths)} tables under {args.out}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from mia_kd.sweep.config import load_sweep
+
+    load_sweep(args.config, args.overrides)  # every user error before Ray starts
+    from mia_kd.sweep.runner import run_sweep
+
+    outcome = run_sweep(args.config, out=args.out, address=args.address, overrides=args.overrides, verbose=args.verbose)
+    print(
+        f"\nsweep done in {outcome.seconds / 60:.1f} min: {outcome.ran} trials run now; the store holds "
+        f"{outcome.completed} completed, {outcome.failed} failed trials\nresults: {outcome.out}\n"
+        f"next: mia-kd status {outcome.out}   (optuna-dashboard {outcome.out / 'optuna' / 'journal.log'})"
+    )
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from mia_kd.sweep.status import format_status, sweep_status
+
+    print(format_status(sweep_status(args.out)))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from mia_kd.sweep.export import export_student
+
+    dest = export_student(args.out, args.trial_id, args.dest)
+    print(f"exported trial {args.trial_id} to {dest}")
     return 0
 
 

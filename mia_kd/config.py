@@ -237,8 +237,12 @@ class TrialConfig(_Strict):
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrialConfig:
-    """Read a YAML trial config, apply ``key.path=value`` overrides, validate."""
+    """Read a YAML trial config, apply ``key.path=value`` overrides, validate.
+
+    A ``sweep:`` section (see :mod:`mia_kd.sweep.config`) is ignored here: the rest is the base trial.
+    """
     raw = read_yaml(path)
+    raw.pop("sweep", None)
     for override in overrides:
         apply_override(raw, override)
     return validate_config(raw)

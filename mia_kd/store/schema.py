@@ -30,6 +30,8 @@ TRIALS = pa.schema(
         ("n_vulnerable", pa.int64()),  # size of the vulnerable subset (members the teacher's attack flags)
         ("n_vulnerable_tokens", pa.int64()),
         ("n_transfer", pa.int64()),  # records the student was distilled on
+        ("optuna_trial", pa.int64()),  # the Optuna trial number in the method's study (sweeps only)
+        ("tune_trial_id", pa.string()),
         ("params", pa.string()),  # the full trial config, JSON
         ("seed", pa.int64()),  # seeds the split and the teacher
         ("student_seed", pa.int64()),  # seeds the student's initialisation, batch order and method noise

@@ -1,0 +1,372 @@
+"""Ray Tune schedules the trials, Optuna searches each method's strength; the only module that imports ray.
+
+The flow: validate the sweep file → prepare once (split, teacher, reference model, the teacher's scores;
+shared with every trial through the object store) → for each method, reconcile its Optuna study with the
+store and run the missing trials with ``OptunaSearch(metric=[privacy, utility], mode=[min, min])``. The
+trainable is a thin adapter: ``dict → TrialConfig → run_student → write rows → tune.report``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from mia_kd.config import validate_config
+from mia_kd.errors import ConfigError
+from mia_kd.store import SCHEMA_VERSION, TRIALS, read_table, write_result, write_trial
+from mia_kd.sweep.config import MethodSearch, SweepSection, load_sweep, trial_config
+from mia_kd.sweep.study import DIRECTIONS, journal_storage, make_sampler, reconcile, study_name
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "sweep.json"
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    out: Path
+    ran: int  # trials run by this invocation
+    completed: int  # completed trials in the store for this sweep, all invocations
+    failed: int
+    seconds: float
+
+
+def run_sweep(
+    config_path: str | Path,
+    *,
+    out: str | None = None,
+    address: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    verbose: bool = False,
+) -> SweepOutcome:
+    start = time.perf_counter()
+    raw, base, sweep = load_sweep(config_path, overrides)
+    root = _local_root(out or sweep.out)
+    plan = _plan(sweep)
+    _write_manifest(root, raw, base, sweep, plan, config_path)
+
+    import ray
+    from ray import tune
+
+    # Trials write their own rows; the store's folders exist before workers race to create them.
+    root.mkdir(parents=True, exist_ok=True)
+    if not verbose:
+        # Tune's end-of-run hints (TensorBoard, result paths) go to these loggers; the sweep prints its own.
+        for name in ("ray", "ray.tune", "ray.train"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    if not ray.is_initialized():
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=verbose,
+            logging_level=logging.INFO if verbose else logging.ERROR,
+        )
+
+    from mia_kd.trial import prepare
+
+    log.info("sweep %s: preparing the split, teacher and reference model once for all trials", base.sweep_id)
+    prepared = prepare(base)
+    prepared_ref = ray.put(prepared)
+    storage = journal_storage(root / "optuna" / "journal.log")
+    total = sum(plan.values())
+    stored = _stored_trials(root, base.sweep_id)
+    already = sum(1 for r in stored if r["status"] in ("completed", "failed"))
+    bar = tqdm(total=total, initial=min(already, total), desc="sweep", unit="trial", disable=verbose, dynamic_ncols=True)
+    ran = 0
+    for index, (name, search) in enumerate(sweep.methods.items()):
+        ran += _run_method(
+            name, search, index, plan[name], sweep=sweep, raw=raw, base=base, root=root, storage=storage,
+            prepared_ref=prepared_ref, bar=bar, verbose=verbose, tune=tune,
+        )
+    bar.close()
+    if sweep.save_students == "front":
+        _keep_front_students(root, base.sweep_id)
+    rows = _stored_trials(root, base.sweep_id)
+    return SweepOutcome(
+        out=root, ran=ran, completed=sum(r["status"] == "completed" for r in rows),
+        failed=sum(r["status"] == "failed" for r in rows), seconds=time.perf_counter() - start,
+    )
+
+
+def _plan(sweep: SweepSection) -> dict[str, int]:
+    """Trials per method: the baseline (a method whose range is one point) needs one."""
+    from mia_kd.privacy import method_class
+
+    plan = {}
+    for name, search in sweep.methods.items():
+        low, high = _strength_range(method_class(name), search)
+        plan[name] = 1 if low == high else (search.trials or sweep.trials_per_method)
+    return plan
+
+
+def _strength_range(cls, search: MethodSearch) -> tuple[float, float]:
+    return tuple(search.strength) if search.strength is not None else (cls.low, cls.high)
+
+
+def _run_method(name, search, index, trials, *, sweep, raw, base, root, storage, prepared_ref, bar, verbose, tune) -> int:
+    import optuna
+    from ray.tune import FailureConfig, RunConfig
+    from ray.tune.search.optuna import OptunaSearch
+
+    from mia_kd.privacy import method_class
+
+    cls = method_class(name)
+    low, high = _strength_range(cls, search)
+    grid = {"strength": [low + (high - low) * i / max(1, trials - 1) for i in range(trials)]} if low < high else {}
+    sampler = make_sampler(sweep.sampler, seed=sweep.sampler_seed + index, trials=trials, grid=grid)
+    study = optuna.create_study(
+        storage=storage, study_name=study_name(base.sweep_id, name), directions=DIRECTIONS, sampler=sampler,
+        load_if_exists=True,
+    )
+    stored = [r for r in _stored_trials(root, base.sweep_id) if r["method"] == name]
+    state = reconcile(study, stored, neutral=cls.neutral)
+    remaining = trials - state.done
+    if remaining <= 0:
+        log.info("%s: all %d trials are in the store", name, trials)
+        return 0
+    neutral_first = low < high and low <= cls.neutral <= high and not state.neutral_done
+    searcher = OptunaSearch(
+        space=_Space(method=name, low=low, high=high, shared=dict(sweep.shared)),
+        metric=["privacy", "utility"],
+        mode=["min", "min"],
+        points_to_evaluate=[{"strength": cls.neutral}] if neutral_first else None,
+        sampler=sampler,
+        study_name=study_name(base.sweep_id, name),
+        storage=storage,
+    )
+    cpus = sweep.resources.cpu
+    trainable = tune.with_parameters(
+        _trainable, prepared=prepared_ref, raw=raw, search=search, sweep=sweep, root=str(root),
+        fixed_strength=low if low == high else None, threads=max(1, math.floor(cpus)),
+    )
+    trainable = tune.with_resources(trainable, {"cpu": cpus, "gpu": sweep.resources.gpu})
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, num_samples=remaining, max_concurrent_trials=sweep.max_concurrent, reuse_actors=True
+        ),
+        run_config=RunConfig(
+            name=f"{base.sweep_id}-{name}-{stamp}",
+            storage_path=str(root / "tune"),
+            failure_config=FailureConfig(max_failures=sweep.max_failures),
+            verbose=1 if verbose else 0,
+            callbacks=[_Progress(bar, root=root, base=base, method=name, search=search)],
+        ),
+    )
+    log.info("%s: running %d of %d trials (strength in [%g, %g])", name, remaining, trials, low, high)
+    tuner.fit()
+    return remaining
+
+
+@dataclass(frozen=True)
+class _Space:
+    """Define-by-run search space (a class, not a closure: Tune pickles the searcher into its checkpoints).
+
+    The strength (and any shared knobs) are searched; the method and the Optuna trial number travel to the
+    trainable as constants, so each stored row names the study trial it belongs to.
+    """
+
+    method: str
+    low: float
+    high: float
+    shared: dict[str, tuple[float, float]]
+
+    def __call__(self, trial) -> dict[str, Any]:
+        if self.low < self.high:
+            trial.suggest_float("strength", self.low, self.high)
+        for key, (lo, hi) in self.shared.items():
+            trial.suggest_float(key, lo, hi)
+        return {"method": self.method, "optuna_trial": trial.number}
+
+
+def _trainable(
+    config: dict[str, Any],
+    *,
+    prepared,
+    raw: dict[str, Any],
+    search: MethodSearch,
+    sweep: SweepSection,
+    root: str,
+    fixed_strength: float | None,
+    threads: int,
+) -> None:
+    """One Tune trial: ``repeats`` students at the suggested strength; rows written, mean objectives reported."""
+    import ray
+    import torch
+    from ray import tune
+
+    from mia_kd.trial import run_student
+
+    torch.set_num_threads(threads)
+    os.environ["MIA_KD_NODE_ID"] = ray.get_runtime_context().get_node_id()
+    tune_id = tune.get_context().get_trial_id()
+    if isinstance(prepared, ray.ObjectRef):  # with_parameters resolves it; a plain call may not
+        prepared = ray.get(prepared)
+    strength = fixed_strength if fixed_strength is not None else float(config["strength"])
+    shared = {k: v for k, v in config.items() if k.startswith("distill.")}
+    privacy, utility, start = [], [], time.perf_counter()
+    for repeat in range(sweep.repeats):
+        trial_raw = trial_config(
+            raw, config["method"], strength, search, shared,
+            student_seed=None if repeat == 0 else raw.get("seed", 0) + 1 + repeat,
+        )
+        trial_raw.setdefault("runtime", {}).update(threads=threads, progress=False)
+        trial_id = tune_id if sweep.repeats == 1 else f"{tune_id}-r{repeat}"
+        result = run_student(prepared, validate_config(trial_raw), trial_id=trial_id)
+        result.trial.update(optuna_trial=config["optuna_trial"], tune_trial_id=tune_id)
+        if sweep.save_students != "none":
+            _save_student(Path(root), trial_id, result)
+        write_result(root, result)
+        privacy.append(result.trial["objective_privacy"])
+        utility.append(result.trial["objective_utility"])
+    tune.report(
+        {
+            "privacy": sum(privacy) / len(privacy),
+            "utility": sum(utility) / len(utility),
+            "mia_trial_id": tune_id,
+            "method": config["method"],
+            "strength": strength,
+            "seconds": time.perf_counter() - start,
+        }
+    )
+
+
+def _save_student(root: Path, trial_id: str, result) -> None:
+    """``students/<trial_id>/``: save_pretrained (safetensors) + tokenizer + how it was made."""
+    final = root / "students" / trial_id
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{trial_id}.", dir=final.parent))
+    result.student.save_pretrained(tmp, safe_serialization=True)
+    result.tokenizer.save_pretrained(tmp)
+    row = result.trial
+    (tmp / "mia_kd.json").write_text(json.dumps({
+        "trial_id": trial_id, "sweep_id": row["sweep_id"], "method": row["method"], "strength": row["strength"],
+        "privacy_stage": row["privacy_stage"], "privacy_params": json.loads(row["privacy_params"]),
+        "config": json.loads(row["params"]),
+    }, indent=2))
+    if final.exists():  # a retried trial: the new student replaces the old one
+        shutil.rmtree(final)
+    tmp.rename(final)
+
+
+from ray.tune import Callback  # noqa: E402  (this module is the sweep's Ray boundary)
+
+
+class _Progress(Callback):
+    """One line per finished trial; failed trials become ``status=failed`` rows; the overall bar moves."""
+
+    def __init__(self, bar, *, root: Path, base, method: str, search: MethodSearch) -> None:
+        self.bar, self.root, self.base, self.method, self.search = bar, root, base, method, search
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        result = trial.last_result or {}
+        if "privacy" in result:
+            self.bar.write(
+                f"{result['method']:<18} strength {result['strength']:<8.4g} privacy ({self.base.metrics.privacy_objective}) "
+                f"{result['privacy']:.3f}  utility (task loss) {result['utility']:.3f}  {result['seconds']:.0f} s"
+            )
+        self.bar.update()
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        error = _error_text(trial)
+        strength = trial.config.get("strength", 0.0)
+        row = {name: None for name in TRIALS.names}
+        row.update(
+            schema_version=SCHEMA_VERSION, sweep_id=self.base.sweep_id, trial_id=trial.trial_id, status="failed",
+            error=error, method=self.method, strength=float(strength), privacy_stage=self.search.stage,
+            privacy_params=json.dumps(self.search.params, sort_keys=True), seed=self.base.seed,
+            optuna_trial=trial.config.get("optuna_trial"), tune_trial_id=trial.trial_id,
+            config_hash=self.base.config_hash(), started_at=datetime.now(UTC),
+        )
+        import pyarrow as pa
+
+        write_trial(
+            str(self.root), sweep_id=self.base.sweep_id, method=self.method, trial_id=trial.trial_id,
+            tables={"trials": pa.Table.from_pylist([row], schema=TRIALS)},
+        )
+        self.bar.write(f"{self.method:<18} strength {strength:<8.4g} FAILED: {error}")
+        self.bar.update()
+
+
+def _error_text(trial) -> str:
+    path = getattr(trial, "error_file", None)
+    text = ""
+    if path and os.path.exists(path):
+        text = Path(path).read_text(errors="replace").strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else "the trial failed (no error text)"
+
+
+def _stored_trials(root: Path, sweep_id: str) -> list[dict[str, Any]]:
+    if not (root / "trials").is_dir():
+        return []
+    table = read_table(str(root), "trials", sweep_id=sweep_id)
+    wanted = [c for c in ("trial_id", "method", "status", "strength", "optuna_trial", "objective_privacy",
+                          "objective_utility") if c in table.column_names]
+    return table.select(wanted).to_pylist()
+
+
+def _keep_front_students(root: Path, sweep_id: str) -> None:
+    """``save_students: front``: remove the students of trials off the privacy-utility Pareto front."""
+    from mia_kd.analysis.pareto import pareto_mask
+
+    rows = [r for r in _stored_trials(root, sweep_id) if r["status"] == "completed"]
+    if not rows:
+        return
+    import numpy as np
+
+    points = np.array([[r["objective_privacy"], r["objective_utility"]] for r in rows])
+    keep = {r["trial_id"] for r, on in zip(rows, pareto_mask(points), strict=True) if on}
+    for folder in (root / "students").glob("*"):
+        if folder.is_dir() and not folder.name.startswith(".") and folder.name.split("-r")[0] not in keep and folder.name not in keep:
+            shutil.rmtree(folder)
+
+
+def _local_root(out: str) -> Path:
+    if "://" in out:
+        raise ConfigError(
+            f"--out {out!r}: a sweep keeps its Optuna journal and Tune state next to the results, which needs a "
+            "local or shared-mount path for now; give a path (a mount every node sees on a cluster)"
+        )
+    return Path(out).expanduser().resolve()
+
+
+def _write_manifest(root: Path, raw, base, sweep: SweepSection, plan: dict[str, int], config_path) -> None:
+    """``sweep.json``: what this folder holds; a different sweep in the same folder is refused."""
+    from mia_kd.trial import prepare_key
+
+    path = root / MANIFEST
+    key = prepare_key(base)
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            raise ConfigError(f"{path} is not valid JSON; restore it or use another --out") from None
+        if old.get("sweep_id") != base.sweep_id or old.get("prepare_key") != key:
+            raise ConfigError(
+                f"--out {str(root)!r} holds sweep {old.get('sweep_id')!r} with a different data/teacher setup; "
+                "use another --out (or the same config) to resume"
+            )
+        started = old.get("started_at")
+    else:
+        started = datetime.now(UTC).isoformat()
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "sweep_id": base.sweep_id, "prepare_key": key, "config_path": str(config_path), "started_at": started,
+        "plan": plan, "sweep": sweep.model_dump(mode="json"), "config": raw,
+    }
+    tmp = root / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, default=str))
+    tmp.replace(path)

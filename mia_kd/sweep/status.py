@@ -1,0 +1,75 @@
+"""``mia-kd status``: what a sweep folder holds, read from its manifest and the store (no ray, no torch)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from mia_kd.errors import UserError
+from mia_kd.store import read_table
+
+
+@dataclass(frozen=True)
+class SweepStatus:
+    sweep_id: str
+    per_method: pd.DataFrame  # method, planned, completed, failed
+    best: pd.DataFrame  # the best completed trial per objective
+    elapsed_s: float
+    eta_s: float | None
+    privacy_objective: str
+
+
+def sweep_status(out: str | Path) -> SweepStatus:
+    root = Path(out)
+    manifest_path = root / "sweep.json"
+    if not manifest_path.is_file():
+        raise UserError(f"{str(root)!r} has no sweep.json: is it the --out folder of a mia-kd sweep?")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError:
+        raise UserError(f"{manifest_path} is not valid JSON; the sweep folder is damaged") from None
+    sweep_id, plan = manifest["sweep_id"], manifest["plan"]
+    trials = (
+        read_table(str(root), "trials", sweep_id=sweep_id).to_pandas()
+        if (root / "trials").is_dir() else pd.DataFrame(columns=["method", "status", "trial_id"])
+    )
+    counts = []
+    for method, planned in plan.items():
+        rows = trials[trials["method"].astype(str) == method]
+        counts.append({
+            "method": method, "planned": planned,
+            "completed": int((rows["status"] == "completed").sum()), "failed": int((rows["status"] == "failed").sum()),
+        })
+    per_method = pd.DataFrame(counts)
+    done = trials[trials["status"] == "completed"]
+    best = pd.DataFrame()
+    if len(done):
+        cols = ["trial_id", "method", "strength", "objective_privacy", "objective_utility"]
+        best = pd.concat([
+            done.nsmallest(1, "objective_privacy")[cols].assign(best="privacy"),
+            done.nsmallest(1, "objective_utility")[cols].assign(best="utility"),
+        ])
+    started = datetime.fromisoformat(manifest["started_at"])
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    finished = int(per_method[["completed", "failed"]].to_numpy().sum())
+    remaining = int(per_method["planned"].sum()) - finished
+    eta = None
+    if finished and remaining > 0 and "wall_time_s" in done:
+        eta = remaining * float(done["wall_time_s"].mean()) / max(1, manifest["sweep"]["max_concurrent"])
+    objective = manifest["config"].get("metrics", {}).get("privacy_objective", "auc")
+    return SweepStatus(sweep_id, per_method, best, elapsed, 0.0 if remaining <= 0 else eta, objective)
+
+
+def format_status(status: SweepStatus) -> str:
+    lines = [f"sweep {status.sweep_id}", "", status.per_method.to_string(index=False), ""]
+    if len(status.best):
+        lines.append(f"best so far (privacy = worst-case student {status.privacy_objective}, utility = task loss):")
+        lines.append(status.best.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        lines.append("")
+    eta = "unknown" if status.eta_s is None else f"{status.eta_s / 60:.1f} min"
+    lines.append(f"elapsed since the sweep started: {status.elapsed_s / 60:.1f} min; remaining (estimate): {eta}")
+    return "\n".join(lines)

@@ -1,0 +1,112 @@
+"""Sweeps on Ray Tune + Optuna, CI-sized: tables, resume after SIGKILL, failed trials."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from mia_kd.store import read_table
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def _trials(out: Path):
+    return read_table(str(out), "trials").to_pandas()
+
+
+def test_two_methods_three_trials_each(ray_session, sweep_file, tmp_path):
+    from mia_kd.sweep.runner import run_sweep
+
+    out = tmp_path / "out"
+    path = sweep_file({
+        "methods": {"red_list": {}, "temperature": {}}, "trials_per_method": 3, "max_concurrent": 2,
+        "save_students": "all",
+    })
+    outcome = run_sweep(path, out=str(out))
+    trials = _trials(out)
+    assert outcome.completed == 6 and outcome.failed == 0 and len(trials) == 6
+    assert trials["trial_id"].is_unique
+    assert (trials["status"] == "completed").all()
+    for method in ("red_list", "temperature"):
+        rows = trials[trials["method"].astype(str) == method]
+        assert len(rows) == 3
+        assert (rows["strength"] == 0.0).any(), "the neutral strength is evaluated first"
+        assert rows["optuna_trial"].notna().all()
+    assert trials["teacher_cache_hit"].all(), "the sweep prepares the teacher once; trials reuse it"
+    metrics = read_table(str(out), "metrics").to_pandas()
+    assert set(metrics["trial_id"]) == set(trials["trial_id"])
+    for trial_id in trials["trial_id"]:
+        assert (out / "students" / trial_id / "model.safetensors").is_file()
+    # Running the same sweep again finds everything in the store and runs nothing.
+    again = run_sweep(path, out=str(out))
+    assert again.ran == 0 and len(_trials(out)) == 6
+
+
+def test_a_failing_trial_becomes_a_failed_row_and_the_sweep_goes_on(ray_session, sweep_file, tmp_path):
+    from mia_kd.sweep.runner import run_sweep
+
+    out = tmp_path / "out"
+    # Dropping almost all vulnerable members plus half of all members leaves nothing to distil on: it raises.
+    path = sweep_file({
+        "methods": {
+            "red_list": {"trials": 2},
+            "vulnerable_filter": {"trials": 2, "strength": [0.95, 1.0], "params": {"margin": 0.5}},
+        },
+        "max_concurrent": 2, "max_failures": 1, "save_students": "none",
+    })
+    outcome = run_sweep(path, out=str(out))
+    trials = _trials(out)
+    failed = trials[trials["status"] == "failed"]
+    assert outcome.failed == 2 and len(failed) == 2
+    assert (failed["method"].astype(str) == "vulnerable_filter").all()
+    assert failed["error"].str.contains("nothing", case=False).all()
+    assert (trials[trials["method"].astype(str) == "red_list"]["status"] == "completed").sum() == 2
+
+
+def _sweep_command(path: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "mia_kd", "sweep", str(path), "--out", str(out), "-q"]
+
+
+def test_sigkill_of_the_driver_then_rerun_completes_exactly_once(sweep_file, tmp_path, process_tools):
+    out = tmp_path / "out"
+    path = sweep_file({"methods": {"red_list": {}, "output_noise": {}}, "trials_per_method": 3, "max_concurrent": 2,
+                       "save_students": "none"})
+    env = {**os.environ, "RAY_TMPDIR": str(tmp_path / "ray"), "RAY_USAGE_STATS_ENABLED": "0"}
+    (tmp_path / "ray").mkdir()
+    driver = subprocess.Popen(_sweep_command(path, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and driver.poll() is None:
+            if (out / "trials").is_dir() and any((out / "trials").rglob("*.parquet")):
+                break
+            time.sleep(0.5)
+        assert driver.poll() is None, f"the sweep ended before it could be killed: {driver.stderr.read()[-2000:]}"
+        process_tools["kill_tree"](driver.pid)  # the driver and the Ray processes it started
+        driver.wait(timeout=30)
+    finally:
+        process_tools["kill_tree"](driver.pid)
+    partial = _trials(out)
+    assert 1 <= len(partial) < 6
+
+    rerun = subprocess.run(_sweep_command(path, out), env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    trials = _trials(out)
+    assert trials["trial_id"].is_unique
+    assert (trials["status"] == "completed").sum() == 6
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out / "optuna" / "journal.log"))
+    )
+    for method in ("red_list", "output_noise"):
+        study = optuna.load_study(study_name=f"ci.{method}", storage=storage)
+        states = [t.state for t in study.trials]
+        assert TrialState.RUNNING not in states, "trials left running by the killed driver are reconciled"
+        complete = {t.number for t in study.trials if t.state == TrialState.COMPLETE}
+        stored = trials[trials["method"].astype(str) == method]
+        assert set(stored["optuna_trial"].astype(int)) == complete

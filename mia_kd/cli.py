@@ -132,6 +132,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from mia_kd.sweep.config import load_sweep
 
     load_sweep(args.config, args.overrides)  # every user error before Ray starts
+    if not args.verbose:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     from mia_kd.sweep.runner import run_sweep
 
     outcome = run_sweep(args.config, out=args.out, address=args.address, overrides=args.overrides, verbose=args.verbose)

@@ -270,6 +270,10 @@ class _Progress(Callback):
     def __init__(self, bar, *, root: Path, base, method: str, search: MethodSearch) -> None:
         self.bar, self.root, self.base, self.method, self.search = bar, root, base, method, search
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its run config for Tuner.restore; the terminal's progress bar stays behind.
+        return {**self.__dict__, "bar": tqdm(disable=True)}
+
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}
         if "privacy" in result:

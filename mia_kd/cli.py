@@ -21,6 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
+    if hasattr(args, "overrides") and not sys.stderr.isatty():
+        args.overrides = ["runtime.progress=false", *args.overrides]  # no progress bars in log files
     try:
         return args.func(args)
     except UserError as exc:
@@ -113,8 +115,6 @@ def _cmd_trial(args: argparse.Namespace) -> int:
     from mia_kd.config import load_config
 
     config = load_config(args.config, args.overrides)  # validated before anything heavy is imported
-    if not sys.stderr.isatty() and config.runtime.progress:
-        config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"progress": False})})
 
     from mia_kd.store import write_result
     from mia_kd.trial import run_trial

@@ -344,11 +344,16 @@ def config_reference(instance: BaseModel | None = None, prefix: str = "") -> lis
 def _show(value: Any) -> str:
     if isinstance(value, tuple) and value and isinstance(value[0], AttackSpec):
         return "all seven, see below"
-    return value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=lambda v: v.model_dump(exclude_defaults=True) if isinstance(v, BaseModel) else str(v))
 
 
 def reference_markdown() -> str:
     """The config reference as a Markdown table (README.md holds a copy; a test keeps them equal)."""
+    from mia_kd.sweep.config import SweepSection
+
+    rows = config_reference() + config_reference(SweepSection(), "sweep.")
     lines = ["| key | default | meaning |", "|---|---|---|"]
-    lines += [f"| `{key}` | `{default}` | {text} |" for key, default, text in config_reference()]
+    lines += [f"| `{key}` | `{default}` | {text.replace('|', '/')} |" for key, default, text in rows]
     return "\n".join(lines)

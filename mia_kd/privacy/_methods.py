@@ -59,3 +59,14 @@ def _params(cls: type[PrivacyMethod], params: dict[str, Any]):
 def build_method(name: str, strength: float, params: dict[str, Any], context: MethodContext) -> PrivacyMethod:
     cls = method_class(name)
     return cls(strength, _params(cls, params), context)
+
+
+def methods_markdown() -> str:
+    """The README's table of methods (a test keeps the README's copy equal to this)."""
+    lines = ["| method | hook | strength | neutral | stages | what it does | expected trade |", "|---|---|---|---|---|---|---|"]
+    for cls in method_classes():
+        lines.append(
+            f"| `{cls.name}` | {cls.hook} | [{cls.low:g}, {cls.high:g}] | {cls.neutral:g} | "
+            f"{', '.join(sorted(cls.stages))} | {cls.summary} | {cls.trades} |"
+        )
+    return "\n".join(lines)

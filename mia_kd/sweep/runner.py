@@ -62,7 +62,8 @@ def run_sweep(
     # Trials write their own rows; the store's folders exist before workers race to create them.
     root.mkdir(parents=True, exist_ok=True)
     if not verbose:
-        # Tune's end-of-run hints (TensorBoard, result paths) go to these loggers; the sweep prints its own.
+        # Tune's experiment boxes and end-of-run hints: the sweep prints its own lines instead.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         for name in ("ray", "ray.tune", "ray.train"):
             logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
@@ -83,12 +84,15 @@ def run_sweep(
     stored = _stored_trials(root, base.sweep_id)
     already = sum(1 for r in stored if r["status"] in ("completed", "failed"))
     bar = tqdm(total=total, initial=min(already, total), desc="sweep", unit="trial", disable=verbose, dynamic_ncols=True)
-    ran = 0
+    searchers, remaining = {}, {}
     for index, (name, search) in enumerate(sweep.methods.items()):
-        ran += _run_method(
-            name, search, index, plan[name], sweep=sweep, raw=raw, base=base, root=root, storage=storage,
-            prepared_ref=prepared_ref, bar=bar, verbose=verbose, tune=tune,
+        searchers[name], remaining[name] = _method_searcher(
+            name, search, index, plan[name], sweep=sweep, base=base, root=root, storage=storage
         )
+    ran = sum(remaining.values())
+    if ran:
+        _run_trials(searchers, remaining, sweep=sweep, raw=raw, base=base, root=root, prepared_ref=prepared_ref,
+                    bar=bar, verbose=verbose, tune=tune)
     bar.close()
     if sweep.save_students == "front":
         _keep_front_students(root, base.sweep_id)
@@ -114,9 +118,9 @@ def _strength_range(cls, search: MethodSearch) -> tuple[float, float]:
     return tuple(search.strength) if search.strength is not None else (cls.low, cls.high)
 
 
-def _run_method(name, search, index, trials, *, sweep, raw, base, root, storage, prepared_ref, bar, verbose, tune) -> int:
+def _method_searcher(name, search, index, trials, *, sweep, base, root, storage):
+    """The method's OptunaSearch over its reconciled study, and how many of its trials are still missing."""
     import optuna
-    from ray.tune import FailureConfig, RunConfig
     from ray.tune.search.optuna import OptunaSearch
 
     from mia_kd.privacy import method_class
@@ -131,10 +135,9 @@ def _run_method(name, search, index, trials, *, sweep, raw, base, root, storage,
     )
     stored = [r for r in _stored_trials(root, base.sweep_id) if r["method"] == name]
     state = reconcile(study, stored, neutral=cls.neutral)
-    remaining = trials - state.done
-    if remaining <= 0:
-        log.info("%s: all %d trials are in the store", name, trials)
-        return 0
+    remaining = max(0, trials - state.done)
+    if remaining:
+        log.info("%s: %d of %d trials to run (strength in [%g, %g])", name, remaining, trials, low, high)
     neutral_first = low < high and low <= cls.neutral <= high and not state.neutral_done
     searcher = OptunaSearch(
         space=_Space(method=name, low=low, high=high, shared=dict(sweep.shared)),
@@ -145,29 +148,41 @@ def _run_method(name, search, index, trials, *, sweep, raw, base, root, storage,
         study_name=study_name(base.sweep_id, name),
         storage=storage,
     )
+    return searcher, remaining
+
+
+def _run_trials(searchers, remaining, *, sweep, raw, base, root, prepared_ref, bar, verbose, tune) -> None:
+    """One Tune experiment for every method: actors are reused across methods, which run side by side."""
+    from ray.tune import FailureConfig, RunConfig
+
+    from mia_kd.privacy import method_class
+
+    fixed = {}
+    for name, search in sweep.methods.items():
+        low, high = _strength_range(method_class(name), search)
+        fixed[name] = low if low == high else None
     cpus = sweep.resources.cpu
     trainable = tune.with_parameters(
-        _trainable, prepared=prepared_ref, raw=raw, search=search, sweep=sweep, root=str(root),
-        fixed_strength=low if low == high else None, threads=max(1, math.floor(cpus)),
+        _trainable, prepared=prepared_ref, raw=raw, searches=dict(sweep.methods), sweep=sweep, root=str(root),
+        fixed_strengths=fixed, threads=max(1, math.floor(cpus)),
     )
     trainable = tune.with_resources(trainable, {"cpu": cpus, "gpu": sweep.resources.gpu})
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=searcher, num_samples=remaining, max_concurrent_trials=sweep.max_concurrent, reuse_actors=True
+            search_alg=_MethodRouter(searchers, remaining), num_samples=sum(remaining.values()),
+            max_concurrent_trials=sweep.max_concurrent, reuse_actors=True,
         ),
         run_config=RunConfig(
-            name=f"{base.sweep_id}-{name}-{stamp}",
+            name=f"{base.sweep_id}-{stamp}",
             storage_path=str(root / "tune"),
             failure_config=FailureConfig(max_failures=sweep.max_failures),
             verbose=1 if verbose else 0,
-            callbacks=[_Progress(bar, root=root, base=base, method=name, search=search)],
+            callbacks=[_Progress(bar, root=root, base=base, searches=dict(sweep.methods))],
         ),
     )
-    log.info("%s: running %d of %d trials (strength in [%g, %g])", name, remaining, trials, low, high)
     tuner.fit()
-    return remaining
 
 
 @dataclass(frozen=True)
@@ -196,10 +211,10 @@ def _trainable(
     *,
     prepared,
     raw: dict[str, Any],
-    search: MethodSearch,
+    searches: dict[str, MethodSearch],
     sweep: SweepSection,
     root: str,
-    fixed_strength: float | None,
+    fixed_strengths: dict[str, float | None],
     threads: int,
 ) -> None:
     """One Tune trial: ``repeats`` students at the suggested strength; rows written, mean objectives reported."""
@@ -214,12 +229,15 @@ def _trainable(
     tune_id = tune.get_context().get_trial_id()
     if isinstance(prepared, ray.ObjectRef):  # with_parameters resolves it; a plain call may not
         prepared = ray.get(prepared)
-    strength = fixed_strength if fixed_strength is not None else float(config["strength"])
+    method = config["method"]
+    search = searches[method]
+    fixed = fixed_strengths[method]
+    strength = fixed if fixed is not None else float(config["strength"])
     shared = {k: v for k, v in config.items() if k.startswith("distill.")}
     privacy, utility, start = [], [], time.perf_counter()
     for repeat in range(sweep.repeats):
         trial_raw = trial_config(
-            raw, config["method"], strength, search, shared,
+            raw, method, strength, search, shared,
             student_seed=None if repeat == 0 else raw.get("seed", 0) + 1 + repeat,
         )
         trial_raw.setdefault("runtime", {}).update(threads=threads, progress=False)
@@ -262,13 +280,50 @@ def _save_student(root: Path, trial_id: str, result) -> None:
 
 
 from ray.tune import Callback  # noqa: E402  (this module is the sweep's Ray boundary)
+from ray.tune.search import Searcher  # noqa: E402
+
+
+class _MethodRouter(Searcher):
+    """One Tune search algorithm over every method's own OptunaSearch (one Optuna study per method).
+
+    Suggestions go round-robin over the methods that still have trials to run, so methods run side by side
+    and Tune reuses its actors across them; results are routed back to the study they came from.
+    """
+
+    def __init__(self, searchers: dict[str, Searcher], remaining: dict[str, int]) -> None:
+        super().__init__(metric=["privacy", "utility"], mode=["min", "min"])
+        self.searchers = searchers
+        self.remaining = {name: n for name, n in remaining.items() if n > 0}
+        self.owner: dict[str, str] = {}
+        self._turn = 0
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True  # each method's searcher was built with its own space, metric and mode
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if trial_id in self.owner:
+            return self.searchers[self.owner[trial_id]].suggest(trial_id)
+        names = [n for n in self.remaining if self.remaining[n] > 0]
+        if not names:
+            return Searcher.FINISHED
+        name = names[self._turn % len(names)]
+        self._turn += 1
+        self.remaining[name] -= 1
+        self.owner[trial_id] = name
+        return self.searchers[name].suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searchers[self.owner[trial_id]].on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self.searchers[self.owner[trial_id]].on_trial_complete(trial_id, result=result, error=error)
 
 
 class _Progress(Callback):
     """One line per finished trial; failed trials become ``status=failed`` rows; the overall bar moves."""
 
-    def __init__(self, bar, *, root: Path, base, method: str, search: MethodSearch) -> None:
-        self.bar, self.root, self.base, self.method, self.search = bar, root, base, method, search
+    def __init__(self, bar, *, root: Path, base, searches: dict[str, MethodSearch]) -> None:
+        self.bar, self.root, self.base, self.searches = bar, root, base, searches
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its run config for Tuner.restore; the terminal's progress bar stays behind.
@@ -285,22 +340,24 @@ class _Progress(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         error = _error_text(trial)
+        method = trial.config["method"]
+        search = self.searches[method]
         strength = trial.config.get("strength", 0.0)
         row = {name: None for name in TRIALS.names}
         row.update(
             schema_version=SCHEMA_VERSION, sweep_id=self.base.sweep_id, trial_id=trial.trial_id, status="failed",
-            error=error, method=self.method, strength=float(strength), privacy_stage=self.search.stage,
-            privacy_params=json.dumps(self.search.params, sort_keys=True), seed=self.base.seed,
+            error=error, method=method, strength=float(strength), privacy_stage=search.stage,
+            privacy_params=json.dumps(search.params, sort_keys=True), seed=self.base.seed,
             optuna_trial=trial.config.get("optuna_trial"), tune_trial_id=trial.trial_id,
             config_hash=self.base.config_hash(), started_at=datetime.now(UTC),
         )
         import pyarrow as pa
 
         write_trial(
-            str(self.root), sweep_id=self.base.sweep_id, method=self.method, trial_id=trial.trial_id,
+            str(self.root), sweep_id=self.base.sweep_id, method=method, trial_id=trial.trial_id,
             tables={"trials": pa.Table.from_pylist([row], schema=TRIALS)},
         )
-        self.bar.write(f"{self.method:<18} strength {strength:<8.4g} FAILED: {error}")
+        self.bar.write(f"{method:<18} strength {strength:<8.4g} FAILED: {error}")
         self.bar.update()
 
 

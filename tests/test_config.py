@@ -56,3 +56,14 @@ def test_readme_config_reference_matches_the_code():
     start = readme.index("<!-- config-reference:start -->\n") + len("<!-- config-reference:start -->\n")
     end = readme.index("<!-- config-reference:end -->")
     assert readme[start:end].strip() == reference_markdown(), "regenerate with: python -c 'from mia_kd.config import reference_markdown as r; print(r())'"
+
+
+def test_readme_methods_table_matches_the_registry():
+    from pathlib import Path
+
+    from mia_kd.privacy._methods import methods_markdown
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index("<!-- methods-table:start -->\n") + len("<!-- methods-table:start -->\n")
+    end = readme.index("<!-- methods-table:end -->")
+    assert readme[start:end].strip() == methods_markdown()

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from mia_kd.errors import MiaKdError
 from mia_kd.models.train import standard_backward
 from mia_kd.registry import Registry
 
@@ -87,6 +88,12 @@ class PrivacyMethod:
         self.strength = float(strength)
         self.params = params
         self.context = context
+        # Fail at construction, not mid-sweep, when the vulnerability a method reads was not supplied.
+        if self.needs_vulnerability and not self.is_neutral and context.vulnerability is None:
+            raise MiaKdError(
+                f"privacy method {self.name!r} at strength {self.strength:g} needs the teacher's vulnerability "
+                "(MethodContext.vulnerability is None)"
+            )
 
     @property
     def is_neutral(self) -> bool:

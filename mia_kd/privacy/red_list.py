@@ -15,16 +15,7 @@ from __future__ import annotations
 import torch
 
 from mia_kd.errors import MiaKdError
-from mia_kd.privacy._base import METHODS, MethodContext, MethodParams, PrivacyMethod
-
-
-def require_vulnerability(method: PrivacyMethod) -> None:
-    """Fail at construction, not mid-training, when a vulnerability-based method has none to read."""
-    if not method.is_neutral and method.context.vulnerability is None:
-        raise MiaKdError(
-            f"privacy method {method.name!r} at strength {method.strength:g} needs the teacher's vulnerability "
-            "(MethodContext.vulnerability is None)"
-        )
+from mia_kd.privacy._base import METHODS, MethodContext, PrivacyMethod
 
 
 def vulnerable_columns(context: MethodContext, logits: torch.Tensor) -> torch.Tensor:
@@ -57,10 +48,6 @@ class RedList(PrivacyMethod):
     trades = "less leakage on vulnerable tokens for a teacher that under-predicts them (worse fit on those tokens)"
     stages = frozenset({"train", "serve"})
     needs_vulnerability = True
-
-    def __init__(self, strength: float, params: MethodParams, context: MethodContext) -> None:
-        super().__init__(strength, params, context)
-        require_vulnerability(self)
 
     def transform_logits(self, logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(batch, seq, vocab)`` logits → the same with ``strength`` subtracted on vulnerable columns."""

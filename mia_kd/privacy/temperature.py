@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from mia_kd.privacy._base import METHODS, MethodContext, MethodParams, PrivacyMethod
-from mia_kd.privacy.red_list import require_vulnerability, vulnerable_columns
+from mia_kd.privacy._base import METHODS, PrivacyMethod
+from mia_kd.privacy.red_list import vulnerable_columns
 
 
 @METHODS.register("temperature")
@@ -29,10 +29,6 @@ class VulnerableTemperature(PrivacyMethod):
     trades = "less leakage on vulnerable tokens for flatter, less informative targets on them"
     stages = frozenset({"train", "serve"})
     needs_vulnerability = True
-
-    def __init__(self, strength: float, params: MethodParams, context: MethodContext) -> None:
-        super().__init__(strength, params, context)
-        require_vulnerability(self)
 
     def transform_logits(self, logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(batch, seq, vocab)`` logits → the same with the vulnerable columns scaled by ``1 − strength``."""

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
-from mia_kd.errors import ConfigError, MiaKdError
+from mia_kd.errors import ConfigError
 from mia_kd.privacy._base import METHODS, MethodParams, PrivacyMethod
 
 
@@ -47,15 +47,6 @@ class VulnerableFilter(PrivacyMethod):
     needs_vulnerability = True
     Params = VulnerableFilterParams
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        # Fail at construction, not mid-sweep, when the vulnerability the method reads was not supplied.
-        if not self.is_neutral and self.context.vulnerability is None:
-            raise MiaKdError(
-                f"privacy method {self.name!r} at strength {self.strength:g} needs the teacher's vulnerability "
-                "(MethodContext.vulnerability is None)"
-            )
-
     @property
     def margin(self) -> float:
         return self.params.margin  # type: ignore[attr-defined]  # self.params is a VulnerableFilterParams
@@ -65,7 +56,7 @@ class VulnerableFilter(PrivacyMethod):
         if self.is_neutral:
             return ()
         vulnerability = self.context.vulnerability
-        assert vulnerability is not None  # checked in __init__
+        assert vulnerability is not None  # checked by PrivacyMethod.__init__
         n_drop = round(self.strength * vulnerability.n_vulnerable) + round(self.margin * len(vulnerability.member_ids))
         return vulnerability.member_ids[:n_drop]
 

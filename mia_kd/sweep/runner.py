@@ -138,7 +138,10 @@ def _method_searcher(name, search, index, trials, *, sweep, base, root, storage)
     remaining = max(0, trials - state.done)
     if remaining:
         log.info("%s: %d of %d trials to run (strength in [%g, %g])", name, remaining, trials, low, high)
-    neutral_first = low < high and low <= cls.neutral <= high and not state.neutral_done
+    # The grid sampler's first point is the range's low end: where that is the neutral value, the grid
+    # already evaluates it and enqueueing it too would run it twice.
+    in_grid = sweep.sampler == "grid" and cls.neutral in grid.get("strength", [])
+    neutral_first = low < high and low <= cls.neutral <= high and not state.neutral_done and not in_grid
     searcher = OptunaSearch(
         space=_Space(method=name, low=low, high=high, shared=dict(sweep.shared)),
         metric=["privacy", "utility"],

@@ -52,6 +52,39 @@ def test_two_methods_three_trials_each(ray_session, sweep_file, tmp_path):
     # Running the same sweep again finds everything in the store and runs nothing.
     again = run_sweep(path, out=str(out))
     assert again.ran == 0 and len(_trials(out)) == 6
+    _check_status_and_export(out, trials, tmp_path)
+
+
+def _check_status_and_export(out: Path, trials, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mia_kd.cli import main
+
+    capsys_out = tmp_path / "status.txt"
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert main(["status", str(out)]) == 0
+    text = buffer.getvalue()
+    capsys_out.write_text(text)
+    for method in ("red_list", "temperature"):
+        line = next(line for line in text.splitlines() if line.strip().startswith(method))
+        assert line.split()[1:4] == ["3", "3", "0"]  # planned, completed, failed
+    assert "best so far" in text
+
+    trial_id = trials.sort_values("objective_privacy")["trial_id"].iloc[0]
+    dest = tmp_path / "exported"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["export", str(out), trial_id, str(dest)]) == 0
+        assert main(["export", str(out), "no-such-trial", str(tmp_path / "x")]) == 2
+        assert main(["status", str(tmp_path)]) == 2
+    card = (dest / "README.md").read_text()
+    assert trial_id in card and "| loss |" in card and "TNR" in card
+    model = AutoModelForCausalLM.from_pretrained(dest)
+    tokenizer = AutoTokenizer.from_pretrained(dest)
+    assert model.config.vocab_size == len(tokenizer)
 
 
 def test_a_failing_trial_becomes_a_failed_row_and_the_sweep_goes_on(ray_session, sweep_file, tmp_path):

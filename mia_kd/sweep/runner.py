@@ -87,7 +87,8 @@ def run_sweep(
     searchers, remaining = {}, {}
     for index, (name, search) in enumerate(sweep.methods.items()):
         searchers[name], remaining[name] = _method_searcher(
-            name, search, index, plan[name], sweep=sweep, base=base, root=root, storage=storage
+            name, search, index, plan[name], sweep=sweep, base=base, storage=storage,
+            stored=[r for r in stored if r["method"] == name],
         )
     ran = sum(remaining.values())
     if ran:
@@ -118,7 +119,7 @@ def _strength_range(cls, search: MethodSearch) -> tuple[float, float]:
     return tuple(search.strength) if search.strength is not None else (cls.low, cls.high)
 
 
-def _method_searcher(name, search, index, trials, *, sweep, base, root, storage):
+def _method_searcher(name, search, index, trials, *, sweep, base, storage, stored):
     """The method's OptunaSearch over its reconciled study, and how many of its trials are still missing."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
@@ -133,7 +134,6 @@ def _method_searcher(name, search, index, trials, *, sweep, base, root, storage)
         storage=storage, study_name=study_name(base.sweep_id, name), directions=DIRECTIONS, sampler=sampler,
         load_if_exists=True,
     )
-    stored = [r for r in _stored_trials(root, base.sweep_id) if r["method"] == name]
     state = reconcile(study, stored, neutral=cls.neutral)
     remaining = max(0, trials - state.done)
     if remaining:
@@ -394,7 +394,8 @@ def _keep_front_students(root: Path, sweep_id: str) -> None:
     points = np.array([[r["objective_privacy"], r["objective_utility"]] for r in rows])
     keep = {r["trial_id"] for r, on in zip(rows, pareto_mask(points), strict=True) if on}
     for folder in (root / "students").glob("*"):
-        if folder.is_dir() and not folder.name.startswith(".") and folder.name.split("-r")[0] not in keep and folder.name not in keep:
+        # Each repeat writes its own row under the folder's name, so names match trial ids one to one.
+        if folder.is_dir() and not folder.name.startswith(".") and folder.name not in keep:
             shutil.rmtree(folder)
 
 

@@ -78,6 +78,12 @@ def max_weight_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
         return max(float((pa[k] - pb[k]).abs().max()) for k in pa)
 
 
+@pytest.fixture
+def logits() -> torch.Tensor:
+    """``(2, 5, VOCAB)`` random logits, the same in every test."""
+    return torch.randn(2, 5, VOCAB, generator=torch.Generator().manual_seed(1))
+
+
 @pytest.fixture(scope="session")
 def weight_diff():
     """``weight_diff(a, b) -> float``: see :func:`max_weight_difference` (conftest is not importable)."""

@@ -12,10 +12,6 @@ def make(strength, seed=0):
     return build_method(NAME, strength, {}, MethodContext(vulnerability=None, vocab_size=64, seed=seed))
 
 
-@pytest.fixture
-def logits():
-    return torch.randn(2, 5, 64, generator=torch.Generator().manual_seed(1))
-
 
 def test_class_variables():
     cls = method_class(NAME)

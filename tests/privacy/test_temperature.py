@@ -13,10 +13,6 @@ def make(strength, vulnerability):
     return build_method(NAME, strength, {}, context)
 
 
-@pytest.fixture
-def logits(vulnerability):
-    return torch.randn(2, 5, vulnerability.token_mask.shape[0], generator=torch.Generator().manual_seed(1))
-
 
 def test_class_variables():
     cls = method_class(NAME)

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["TrialConfig", "TrialResult", "load_config", "run_trial"]
+__all__ = ["TrialConfig", "TrialResult", "load_config", "load_ensemble", "run_trial"]
 
 if TYPE_CHECKING:
     from mia_kd.config import TrialConfig, load_config
+    from mia_kd.models.ensemble import load_ensemble
     from mia_kd.trial import TrialResult, run_trial
 
 
@@ -26,4 +27,8 @@ def __getattr__(name: str) -> Any:
         from mia_kd import trial
 
         return getattr(trial, name)
+    if name == "load_ensemble":
+        from mia_kd.models.ensemble import load_ensemble
+
+        return load_ensemble
     raise AttributeError(f"module 'mia_kd' has no attribute {name!r}")

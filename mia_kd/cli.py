@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 
 from mia_kd import __version__
+from mia_kd.analysis.frontier import DEFAULT_MARGIN
 from mia_kd.errors import UserError
 
 log = logging.getLogger("mia_kd")
@@ -83,6 +84,46 @@ def _parser() -> argparse.ArgumentParser:
     _verbosity(export)
     export.set_defaults(func=_cmd_export)
 
+    frontier = _analysis_parser(
+        sub, "frontier", "privacy-utility Pareto fronts, hypervolume and knee, per method and across methods",
+        "Writes frontier.parquet (the rows on a front), frontier.png and frontier.html to --out. The hypervolume "
+        "reference point is recorded in DIR/frontier.json the first time, so later runs compare.",
+    )
+    frontier.add_argument("--margin", type=float, help=f"reference point = none baseline + MARGIN x |baseline| "
+                          f"(default {DEFAULT_MARGIN}; only when no point is recorded yet)")
+    frontier.add_argument("--reference-point", type=_pair, metavar="PRIVACY,UTILITY",
+                          help="set the reference point instead (only when none is recorded yet)")
+    frontier.set_defaults(func=_cmd_frontier)
+
+    asymmetry = _analysis_parser(
+        sub, "asymmetry", "teacher vs student: TPR (members exposed), TNR (non-members protected), 2x2 agreement",
+        "Per trial, on the eval fold. Writes asymmetry.parquet and asymmetry.png to --out.",
+    )
+    asymmetry.add_argument("--attack", help="which attack (default: loss)")
+    asymmetry.set_defaults(func=_cmd_asymmetry)
+
+    ensemble = _analysis_parser(
+        sub, "ensemble", "choose ensemble members automatically (greedy selection on calib, reported on eval)",
+        "The ensemble is the mixture of its members' next-token distributions, scored exactly from the stored "
+        "per-token log-probs. Adds a row to the ensembles table.",
+    )
+    limit = ensemble.add_mutually_exclusive_group()
+    limit.add_argument("--max-task-loss", type=float, metavar="X", help="the ensemble's task loss must stay <= X")
+    limit.add_argument("--max-utility-drop", type=float, metavar="P",
+                       help="task loss at most (1 + P) x the best single student's (default 0.05)")
+    ensemble.add_argument("--max-size", type=int, default=5, help="selection steps (default 5)")
+    ensemble.add_argument("--without-replacement", action="store_true", help="each student at most once")
+    ensemble.add_argument("--export", metavar="DEST",
+                          help="write the members' model folders and a manifest for mia_kd.load_ensemble(DEST); "
+                               "chooses among trials whose students were saved")
+    ensemble.set_defaults(func=_cmd_ensemble)
+
+    report = _analysis_parser(
+        sub, "report", "one self-contained HTML page: summary, frontier, methods, asymmetry, ROC, ensemble",
+        "Writes DIR/analysis/report.html unless --out FILE is given.",
+    )
+    report.set_defaults(func=_cmd_report)
+
     methods = sub.add_parser(
         "methods", help="list the privacy-preserving distillation methods",
         description="Privacy methods with their hook, strength range, neutral value and stages.",
@@ -90,6 +131,23 @@ def _parser() -> argparse.ArgumentParser:
     _verbosity(methods)
     methods.set_defaults(func=_cmd_methods)
     return parser
+
+
+def _analysis_parser(sub, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help, description=f"{help[0].upper()}{help[1:]}. {description}")
+    parser.add_argument("dir", help="a results folder (mia-kd sweep --out)")
+    parser.add_argument("--sweep-id", help="which sweep, when the folder holds several")
+    parser.add_argument("--out", help="where to write (default: DIR/analysis)")
+    _verbosity(parser)
+    return parser
+
+
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected two numbers like 0.9,6.5") from None
+    return a, b
 
 
 def _verbosity(parser: argparse.ArgumentParser) -> None:
@@ -142,7 +200,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     print(
         f"\nsweep done in {outcome.seconds / 60:.1f} min: {outcome.ran} trials run now; the store holds "
         f"{outcome.completed} completed, {outcome.failed} failed trials\nresults: {outcome.out}\n"
-        f"next: mia-kd status {outcome.out}   (optuna-dashboard {outcome.out / 'optuna' / 'journal.log'})"
+        f"next: mia-kd frontier {outcome.out}   mia-kd ensemble {outcome.out}   mia-kd report {outcome.out}\n"
+        f"      (mia-kd status {outcome.out}; optuna-dashboard {outcome.out / 'optuna' / 'journal.log'})"
     )
     return 0
 
@@ -160,6 +219,40 @@ def _cmd_export(args: argparse.Namespace) -> int:
     dest = export_student(args.out, args.trial_id, args.dest)
     print(f"exported trial {args.trial_id} to {dest}")
     return 0
+
+
+def _show(outcome) -> int:
+    print(outcome.text)
+    print("\nwrote: " + ", ".join(str(p) for p in outcome.paths))
+    return 0
+
+
+def _cmd_frontier(args: argparse.Namespace) -> int:
+    from mia_kd.analysis import commands
+
+    return _show(commands.frontier(args.dir, sweep_id=args.sweep_id, margin=args.margin,
+                                   reference=args.reference_point, out=args.out))
+
+
+def _cmd_asymmetry(args: argparse.Namespace) -> int:
+    from mia_kd.analysis import commands
+
+    return _show(commands.asymmetry(args.dir, sweep_id=args.sweep_id, attack=args.attack, out=args.out))
+
+
+def _cmd_ensemble(args: argparse.Namespace) -> int:
+    from mia_kd.analysis import commands
+
+    return _show(commands.ensemble(
+        args.dir, sweep_id=args.sweep_id, max_task_loss=args.max_task_loss, max_utility_drop=args.max_utility_drop,
+        max_size=args.max_size, with_replacement=not args.without_replacement, export=args.export,
+    ))
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mia_kd.analysis import commands
+
+    return _show(commands.report(args.dir, sweep_id=args.sweep_id, out=args.out))
 
 
 def _cmd_methods(args: argparse.Namespace) -> int:

@@ -28,11 +28,11 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mia_kd import data as mdata
-from mia_kd.attacks import ATTACKS, AttackInputs, TokenStats, fit_attack
+from mia_kd.attacks import ATTACKS, Attacked, AttackInputs, TokenStats, run_attacks
+from mia_kd.attacks.zlib import zlib_bytes
 from mia_kd.config import TrainConfig, TrialConfig
 from mia_kd.distill.loss import lm_loss
 from mia_kd.distill.trainer import distill
-from mia_kd.metrics import evaluate_attack
 from mia_kd.models.build import build_model
 from mia_kd.models.cache import (
     ModelCache,
@@ -126,7 +126,7 @@ class Prepared:
     reference_stats: TokenStats | None
     reference_utility: float | None
     teacher_scored: _Scored
-    teacher_attacked: _Attacked
+    teacher_attacked: Attacked
     stage_times: dict[str, float]
     vulnerabilities: dict[tuple[str, str], Vulnerability] = field(default_factory=dict)
 
@@ -457,30 +457,14 @@ class _Scoring:
         return _Scored(attack=inputs, utility=self.stats(model, self.utility_rows, transform=hook))
 
 
-@dataclass(frozen=True)
-class _Attacked:
-    rows: list[dict[str, Any]]  # metrics rows (without trial id and role)
-    scores: dict[str, np.ndarray]  # attack -> (n_attack_records,) scores
-    thresholds: dict[str, float]  # attack -> threshold fit on calib
-
-
-def _attack(inputs: AttackInputs, labels, calib_idx, eval_idx, specs, config: TrialConfig) -> _Attacked:
+def _attack(inputs: AttackInputs, labels, calib_idx, eval_idx, specs, config: TrialConfig) -> Attacked:
     """Each attack: settings chosen on calib, threshold fit on calib, everything reported on eval."""
-    calib_inputs = _subset(inputs, calib_idx)
-    rows, scores, thresholds = [], {}, {}
-    for n, spec in enumerate(specs):
-        attack, chosen = fit_attack(spec.name, spec.params, calib_inputs, labels[calib_idx])
-        values = attack.score(inputs)
-        result = evaluate_attack(
-            values[calib_idx], labels[calib_idx], values[eval_idx], labels[eval_idx],
-            n_bootstrap=config.metrics.n_bootstrap, seed=config.seed * 1000 + n,
-        )
-        rows.append({"attack": spec.name, "attack_params": json.dumps(chosen, sort_keys=True), **result.to_dict()})
-        scores[spec.name], thresholds[spec.name] = values, result.threshold
-    return _Attacked(rows=rows, scores=scores, thresholds=thresholds)
+    return run_attacks(
+        inputs, labels, calib_idx, eval_idx, specs, n_bootstrap=config.metrics.n_bootstrap, seed=config.seed
+    )
 
 
-def _vulnerability(teacher_folder: Path, teacher: _Attacked, pcfg, split, labels, member_rows, vocab_size) -> Vulnerability:
+def _vulnerability(teacher_folder: Path, teacher: Attacked, pcfg, split, labels, member_rows, vocab_size) -> Vulnerability:
     """The teacher's vulnerable members under ``pcfg.vulnerability_attack``; cached next to the teacher."""
     name = f"vulnerability-{pcfg.vulnerability_attack}-{pcfg.vulnerable_tokens}.json"
     cached = load_json(teacher_folder, name)
@@ -514,19 +498,6 @@ def _recall_shots(specs) -> int:
     return 0
 
 
-def _subset(inputs: AttackInputs, idx: np.ndarray) -> AttackInputs:
-    def pick(stats: TokenStats | None) -> TokenStats | None:
-        if stats is None:
-            return None
-        take = lambda seq: None if seq is None else tuple(seq[i] for i in idx)  # noqa: E731
-        return TokenStats(logprobs=take(stats.logprobs), mean=take(stats.mean), std=take(stats.std))
-
-    return AttackInputs(
-        texts=[inputs.texts[i] for i in idx], target=pick(inputs.target), lowercase=pick(inputs.lowercase),
-        prefixed=pick(inputs.prefixed), reference=pick(inputs.reference),
-    )
-
-
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -552,6 +523,7 @@ def _records_table(
         columns["label"] += list(record_labels)
         columns["fold"] += list(record_folds)
         columns["n_tokens"] += [len(lp) for lp in stats.logprobs]
+        columns["zlib_bytes"] += [zlib_bytes(r.text) for r in records]
         columns["token_logprobs"] += list(stats.logprobs)
         columns["lowercase_token_logprobs"] += list(lowercase.logprobs) if lowercase else [None] * n
         columns["prefixed_token_logprobs"] += list(prefixed.logprobs) if prefixed else [None] * n

@@ -50,6 +50,7 @@ class AttackInputs:
     lowercase: TokenStats | None = None
     prefixed: TokenStats | None = None
     reference: TokenStats | None = None
+    zlib_bytes: np.ndarray | None = None  # (len(texts),) zlib-compressed lengths, when the texts are not at hand
 
     def __len__(self) -> int:
         return len(self.texts)

@@ -17,6 +17,11 @@ from mia_kd.attacks._registry import ATTACKS
 from mia_kd.attacks._util import mean_per_record, stats_of
 
 
+def zlib_bytes(text: str) -> int:
+    """Length in bytes of ``zlib.compress(text.encode("utf-8"))`` (default level)."""
+    return len(zlib.compress(text.encode("utf-8")))
+
+
 @ATTACKS.register("zlib")
 @dataclass(frozen=True)
 class Zlib:
@@ -31,5 +36,8 @@ class Zlib:
     def score(self, inputs: AttackInputs) -> np.ndarray:
         """``(len(inputs),)`` float64."""
         mean = mean_per_record(stats_of(inputs, "target", self.name).logprobs)
-        compressed = np.array([len(zlib.compress(t.encode("utf-8"))) for t in inputs.texts], dtype=np.float64)
+        if inputs.zlib_bytes is not None:
+            compressed = np.asarray(inputs.zlib_bytes, dtype=np.float64)
+        else:
+            compressed = np.array([zlib_bytes(t) for t in inputs.texts], dtype=np.float64)
         return mean / compressed

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mia_kd.store.parquet import read_table, write_trial
-from mia_kd.store.schema import METRICS, SCHEMA_VERSION, TABLES, TRIALS, records_schema
+from mia_kd.store.schema import ENSEMBLES, METRICS, SCHEMA_VERSION, TABLES, TRIALS, records_schema
 
 if TYPE_CHECKING:
     from mia_kd.trial import TrialResult
 
-__all__ = ["METRICS", "SCHEMA_VERSION", "TABLES", "TRIALS", "read_table", "records_schema", "write_result", "write_trial"]
+__all__ = ["ENSEMBLES", "METRICS", "SCHEMA_VERSION", "TABLES", "TRIALS", "read_table", "records_schema", "write_result", "write_trial"]
 
 
 def write_result(root: str, result: TrialResult) -> list[str]:

@@ -49,8 +49,15 @@ def write_trial(root: str, *, sweep_id: str, method: str, trial_id: str, tables:
     return written
 
 
-def read_table(root: str, name: str, *, sweep_id: str | None = None) -> pa.Table:
-    """One table across every trial file, schemas unified; partition columns ``sweep_id`` and ``method``."""
+def read_table(
+    root: str, name: str, *, sweep_id: str | None = None, filter: ds.Expression | None = None,
+    columns: list[str] | None = None,
+) -> pa.Table:
+    """One table across every trial file, schemas unified; partition columns ``sweep_id`` and ``method``.
+
+    ``filter`` (a pyarrow dataset expression) and ``columns`` are pushed down to the Parquet reader;
+    requested columns that no file has (written by an older version) are left out.
+    """
     fs, base = _filesystem(root)
     path = f"{base}/{name}"
     if fs.get_file_info(path).type != pafs.FileType.Directory:
@@ -59,7 +66,10 @@ def read_table(root: str, name: str, *, sweep_id: str | None = None) -> pa.Table
         files = ds.dataset(path, filesystem=fs, format="parquet", partitioning="hive")
         schema = pa.unify_schemas([files.schema, *(f.physical_schema for f in files.get_fragments())])
         dataset = ds.dataset(path, filesystem=fs, format="parquet", partitioning="hive", schema=schema)
-        flt = ds.field("sweep_id") == sweep_id if sweep_id is not None else None
-        return dataset.to_table(filter=flt)
+        if sweep_id is not None:
+            filter = ds.field("sweep_id") == sweep_id if filter is None else filter & (ds.field("sweep_id") == sweep_id)
+        if columns is not None:
+            columns = [c for c in columns if c in schema.names]
+        return dataset.to_table(filter=filter, columns=columns)
     except (pa.ArrowInvalid, OSError) as exc:
         raise UserError(f"cannot read the {name!r} table under {root!r}: {str(exc).splitlines()[0]}") from None

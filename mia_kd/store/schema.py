@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 SCHEMA_VERSION = 1
-TABLES = ("trials", "metrics", "records")
+TABLES = ("trials", "metrics", "records", "ensembles")
 
 TRIALS = pa.schema(
     [
@@ -106,6 +106,7 @@ RECORDS_BASE = pa.schema(
         ("label", pa.int8()),  # 1 member, 0 non-member, null for utility records
         ("fold", pa.string()),  # calib | eval | utility
         ("n_tokens", pa.int32()),  # predicted tokens
+        ("zlib_bytes", pa.int32()),  # zlib-compressed length of the text (what the zlib attack divides by)
         ("token_logprobs", _TOKENS),
         ("lowercase_token_logprobs", _TOKENS),
         ("prefixed_token_logprobs", _TOKENS),
@@ -119,3 +120,38 @@ def records_schema(attacks: list[str]) -> pa.Schema:
     for name in attacks:
         schema = schema.append(pa.field(f"score_{name}", pa.float64()))
     return schema
+
+
+_STRINGS = pa.list_(pa.string())
+
+# One row per chosen ensemble (``mia-kd ensemble``); partition ``method=ensemble``.
+ENSEMBLES = pa.schema(
+    [
+        ("schema_version", pa.int32()),
+        ("ensemble_id", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("members", _STRINGS),  # trial ids, in the order chosen (repeats merged)
+        ("weights", pa.list_(pa.float64())),  # mixture weights, same order, sum 1
+        ("with_replacement", pa.bool_()),
+        ("max_size", pa.int64()),  # selection steps allowed
+        ("constraint", pa.string()),  # the utility constraint as given, e.g. "max_task_loss=5.6"
+        ("max_task_loss", pa.float64()),  # the constraint resolved to a task-loss limit (nats/token)
+        ("privacy_objective", pa.string()),  # auc | balanced_accuracy | tpr_at_fpr_1pct
+        ("attacks", _STRINGS),  # the attacks the objective is the worst case over
+        ("unavailable_attacks", _STRINGS),  # configured attacks an ensemble cannot be scored with
+        ("selection_privacy", pa.float64()),  # the objective on calib, which the selection minimised
+        ("objective_privacy", pa.float64()),  # on eval (lower is better)
+        ("objective_privacy_low", pa.float64()),
+        ("objective_privacy_high", pa.float64()),
+        ("objective_privacy_attack", pa.string()),
+        ("objective_utility", pa.float64()),  # task loss on utility, nats/token
+        ("objective_utility_low", pa.float64()),
+        ("objective_utility_high", pa.float64()),
+        ("best_single_trial_id", pa.string()),  # the best single student under the same constraint
+        ("best_single_privacy", pa.float64()),  # its objective over the same attacks, on eval
+        ("best_single_utility", pa.float64()),
+        ("attack_metrics", pa.string()),  # JSON: attack -> eval metrics of the mixture
+        ("vote_metrics", pa.string()),  # JSON: attack -> eval metrics of the study's majority vote
+        ("command", pa.string()),
+    ]
+)

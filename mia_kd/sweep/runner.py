@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -225,6 +224,7 @@ def _trainable(
     import torch
     from ray import tune
 
+    from mia_kd.models.student import save_student
     from mia_kd.trial import run_student
 
     torch.set_num_threads(threads)
@@ -248,7 +248,7 @@ def _trainable(
         result = run_student(prepared, validate_config(trial_raw), trial_id=trial_id)
         result.trial.update(optuna_trial=config["optuna_trial"], tune_trial_id=tune_id)
         if sweep.save_students != "none":
-            _save_student(Path(root), trial_id, result)
+            save_student(Path(root) / "students", result)
         write_result(root, result)
         privacy.append(result.trial["objective_privacy"])
         utility.append(result.trial["objective_utility"])
@@ -262,24 +262,6 @@ def _trainable(
             "seconds": time.perf_counter() - start,
         }
     )
-
-
-def _save_student(root: Path, trial_id: str, result) -> None:
-    """``students/<trial_id>/``: save_pretrained (safetensors) + tokenizer + how it was made."""
-    final = root / "students" / trial_id
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{trial_id}.", dir=final.parent))
-    result.student.save_pretrained(tmp, safe_serialization=True)
-    result.tokenizer.save_pretrained(tmp)
-    row = result.trial
-    (tmp / "mia_kd.json").write_text(json.dumps({
-        "trial_id": trial_id, "sweep_id": row["sweep_id"], "method": row["method"], "strength": row["strength"],
-        "privacy_stage": row["privacy_stage"], "privacy_params": json.loads(row["privacy_params"]),
-        "config": json.loads(row["params"]),
-    }, indent=2))
-    if final.exists():  # a retried trial: the new student replaces the old one
-        shutil.rmtree(final)
-    tmp.rename(final)
 
 
 from ray.tune import Callback  # noqa: E402  (this module is the sweep's Ray boundary)

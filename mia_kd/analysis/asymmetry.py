@@ -1,0 +1,118 @@
+"""The study's question per trial: do teacher and student err on different sides?
+
+The study (Cui, Zhang, Pei 2025) found similar attack accuracy for teacher and student but different
+errors: the teacher protects members better, the student non-members. Here, per trial and attack, on the
+eval fold: each model's TPR (members exposed) and TNR (non-members protected) with their CIs (from
+``metrics``), and the 2×2 agreement of the two models' member/non-member predictions per record (from
+``records``, each model thresholded at its own threshold fit on calib), split by members and non-members.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from mia_kd.analysis.results import ROLES, Results
+from mia_kd.errors import UserError
+
+RATE_COLUMNS = ("tpr", "tpr_low", "tpr_high", "tnr", "tnr_low", "tnr_high")
+CELLS = ("both", "teacher_only", "student_only", "neither")
+
+
+@dataclass(frozen=True)
+class Asymmetry:
+    """``rates``: trial × attack × role TPR/TNR with CIs; ``agreement``: trial × attack × label counts of
+    :data:`CELLS`."""
+
+    rates: pd.DataFrame
+    agreement: pd.DataFrame
+
+
+def check_attack(results: Results, attack: str | None) -> str:
+    """``attack``, checked against the sweep's attacks; default ``loss`` (the study's attack) or the first."""
+    names = [a["name"] for a in results.attacks]
+    if attack is None:
+        return "loss" if "loss" in names else names[0]
+    if attack not in names:
+        raise UserError(f"--attack: got {attack!r}, the sweep ran: {', '.join(names)}")
+    return attack
+
+
+def compute_asymmetry(results: Results, attacks: list[str]) -> Asymmetry:
+    """Rates and agreement of every completed trial for each of ``attacks``."""
+    info = results.completed[["trial_id", "method", "strength"]]
+    rates = pd.concat([results.metric(role).assign(role=role) for role in ROLES])
+    rates = rates[rates["attack"].isin(attacks)][["trial_id", "attack", "role", *RATE_COLUMNS, "threshold"]]
+    rates = info.merge(rates, on="trial_id")
+
+    columns = ["trial_id", "model_role", "record_id", "label", *(f"score_{a}" for a in attacks)]
+    records = results.records(roles=ROLES, columns=columns + ["fold"])
+    records = records[records["fold"] == "eval"]
+    rows = []
+    for (trial_id, attack), pair in rates.groupby(["trial_id", "attack"], sort=False):
+        threshold = pair.set_index("role")["threshold"]
+        mine = records[records["trial_id"] == trial_id]
+        flags = {
+            role: mine[mine["model_role"] == role].set_index("record_id")[f"score_{attack}"] >= threshold[role]
+            for role in ROLES
+        }
+        label = mine[mine["model_role"] == "teacher"].set_index("record_id")["label"]
+        if not flags["teacher"].index.equals(flags["student"].index):
+            flags["student"] = flags["student"].reindex(flags["teacher"].index)
+            if flags["student"].isna().any():
+                raise UserError(f"trial {trial_id}: teacher and student records differ; the results are corrupt")
+        t, s = flags["teacher"].to_numpy(bool), flags["student"].to_numpy(bool)
+        for name, value in (("member", 1), ("nonmember", 0)):
+            on = label.to_numpy() == value
+            rows.append({
+                "trial_id": trial_id, "attack": attack, "label": name,
+                "both": int((t & s & on).sum()), "teacher_only": int((t & ~s & on).sum()),
+                "student_only": int((~t & s & on).sum()), "neither": int((~t & ~s & on).sum()),
+            })
+    agreement = info.merge(pd.DataFrame(rows), on="trial_id")
+    return Asymmetry(rates=rates.drop(columns="threshold").reset_index(drop=True), agreement=agreement)
+
+
+def format_asymmetry(asym: Asymmetry, attack: str) -> str:
+    """One line per trial: TPR and TNR of teacher (T) and student (S), and the agreement on members and
+    non-members as both / teacher only / student only / neither."""
+    rates = asym.rates[asym.rates["attack"] == attack]
+    wide = rates.pivot_table(index="trial_id", columns="role", values=["tpr", "tnr"])
+    agree = asym.agreement[asym.agreement["attack"] == attack]
+    lines = [
+        f"attack {attack}, eval fold; TPR = members flagged (exposed), TNR = non-members not flagged (protected); "
+        "agreement = both / teacher only / student only / neither",
+        f"{'trial':<9} {'method':<18} {'strength':>8}  {'TPR T':>6} {'TPR S':>6}  {'TNR T':>6} {'TNR S':>6}  "
+        f"{'members':>17}  {'non-members':>17}",
+    ]
+    info = asym.rates.drop_duplicates("trial_id").set_index("trial_id")
+    for trial_id in info.index:
+        cells = agree[agree["trial_id"] == trial_id].set_index("label")
+        fmt = lambda lab: "/".join(str(int(cells.at[lab, c])) for c in CELLS)  # noqa: E731
+        r = wide.loc[trial_id]
+        lines.append(
+            f"{trial_id:<9} {info.at[trial_id, 'method']:<18} {info.at[trial_id, 'strength']:>8.3g}  "
+            f"{r[('tpr', 'teacher')]:>6.3f} {r[('tpr', 'student')]:>6.3f}  {r[('tnr', 'teacher')]:>6.3f} "
+            f"{r[('tnr', 'student')]:>6.3f}  {fmt('member'):>17}  {fmt('nonmember'):>17}"
+        )
+    mean = wide.mean()
+    lines.append(
+        f"mean over {len(wide)} trials: TPR teacher {mean[('tpr', 'teacher')]:.3f} vs student "
+        f"{mean[('tpr', 'student')]:.3f}; TNR teacher {mean[('tnr', 'teacher')]:.3f} vs student "
+        f"{mean[('tnr', 'student')]:.3f}"
+    )
+    return "\n".join(lines)
+
+
+def write_asymmetry(asym: Asymmetry, attack: str, out) -> list:
+    """``asymmetry.parquet`` (rates and agreement, long format) and ``asymmetry.png`` under ``out``."""
+    from mia_kd.analysis import plots
+
+    out.mkdir(parents=True, exist_ok=True)
+    table = pd.concat([asym.rates.assign(kind="rates"), asym.agreement.assign(kind="agreement")], ignore_index=True)
+    path = out / "asymmetry.parquet"
+    table.to_parquet(path, index=False)
+    return [path, plots.asymmetry_png(asym.rates, asym.agreement, attack, out / "asymmetry.png")]
+
+

@@ -1,0 +1,224 @@
+"""What ``mia-kd frontier | asymmetry | ensemble | report`` do: read the store, compute, write files, and
+return the terminal text. Torch-free, like all of :mod:`mia_kd.analysis`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from mia_kd import metrics
+from mia_kd.analysis import asymmetry as asym
+from mia_kd.analysis import ensemble as ens
+from mia_kd.analysis import frontier as fr
+from mia_kd.analysis.results import Results, load_results
+from mia_kd.errors import UserError
+from mia_kd.store import ENSEMBLES, read_table, write_trial
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    text: str  # what the terminal shows
+    paths: list[Path]  # files written
+
+
+def _out(results: Results, out: str | None) -> Path:
+    return Path(out) if out else results.local_root() / "analysis"
+
+
+def frontier(root: str, *, sweep_id=None, margin=None, reference=None, out=None) -> Outcome:
+    results = load_results(root, sweep_id)
+    front = fr.compute_frontier(results, fr.reference_point(results, margin=margin, given=reference))
+    paths = fr.write_frontier(front, _out(results, out))
+    return Outcome(fr.format_frontier(front), paths)
+
+
+def asymmetry(root: str, *, sweep_id=None, attack=None, out=None) -> Outcome:
+    results = load_results(root, sweep_id)
+    attack = asym.check_attack(results, attack)
+    result = asym.compute_asymmetry(results, [attack])
+    paths = asym.write_asymmetry(result, attack, _out(results, out))
+    return Outcome(asym.format_asymmetry(result, attack), paths)
+
+
+def ensemble(
+    root: str, *, sweep_id=None, max_task_loss=None, max_utility_drop=None, max_size=ens.DEFAULT_MAX_SIZE,
+    with_replacement=True, export=None,
+) -> Outcome:
+    results = load_results(root, sweep_id)
+    candidates = None
+    if export is not None:
+        if Path(export).exists():
+            raise UserError(f"--export: {str(export)!r} exists; give a new destination folder")
+        saved = results.local_root() / "students"
+        candidates = [t for t in results.completed["trial_id"] if (saved / t / "mia_kd.json").is_file()]
+        if not candidates:
+            raise UserError(f"--export needs saved students, and {saved} has none; rerun the sweep with sweep.save_students: all")
+        log.info("--export: choosing among the %d of %d trials whose students were saved", len(candidates), len(results.completed))
+    pool = ens.build_pool(results, candidates)
+    for trial, why in pool.excluded.items():
+        log.warning("trial %s left out: %s", trial, why)
+    limit, constraint = ens.resolve_limit(pool, max_task_loss=max_task_loss, max_utility_drop=max_utility_drop)
+    choice = ens.select(pool, max_task_loss=limit, max_size=max_size, with_replacement=with_replacement)
+    evaluation = ens.evaluate(pool, choice.members, np.array(choice.weights))
+    single_trial = choice.steps[0]["added"]
+    single = ens.evaluate(pool, [single_trial], np.ones(1))
+    vote = ens.majority_vote(results, choice.members, choice.weights)
+    command = shlex.join(["mia-kd", "ensemble", *sys.argv[2:]]) if sys.argv[1:2] == ["ensemble"] else ""
+    row = ens.ensemble_row(
+        pool, choice, evaluation, single, single_trial=single_trial, limit=limit, constraint=constraint,
+        with_replacement=with_replacement, max_size=max_size, vote=vote, command=command,
+    )
+    paths = [Path(p) for p in write_trial(root, sweep_id=results.sweep_id, method="ensemble", trial_id=row["ensemble_id"],
+                                          tables={"ensembles": pa.Table.from_pylist([row], schema=ENSEMBLES)})]
+    if export is not None:
+        from mia_kd.models.ensemble import export_ensemble
+
+        meta = {k: row[k] for k in ("ensemble_id", "objective_privacy", "objective_privacy_attack", "objective_utility",
+                                    "privacy_objective", "constraint")}
+        paths.append(export_ensemble(results.local_root() / "students", choice.members, choice.weights, export,
+                                     {**meta, "sweep_id": results.sweep_id}))
+    return Outcome(format_ensemble(row, choice, pool, vote), paths)
+
+
+def format_ensemble(row: dict, choice: ens.Choice, pool: ens.Pool, vote: dict) -> str:
+    stat = row["privacy_objective"]
+    lines = [
+        f"ensemble {row['ensemble_id']}: mixture of {len(choice.members)} students, chosen on calib among "
+        f"{len(pool.candidates)} (greedy, {'with' if row['with_replacement'] else 'without'} replacement, "
+        f"at most {row['max_size']} steps); constraint {row['constraint']} -> task loss <= {row['max_task_loss']:.4f}",
+        "  " + ", ".join(f"{t} x {w:.3g}" for t, w in zip(choice.members, choice.weights, strict=True)),
+        f"privacy = worst-case {stat} over {', '.join(row['attacks'])}"
+        + (f" ({', '.join(row['unavailable_attacks'])}: not available for ensembles)" if row["unavailable_attacks"] else ""),
+        "",
+        f"{'':<26} {'privacy (eval)':>26} {'task loss':>26}",
+        f"{'ensemble':<26} {_ci(row, 'objective_privacy'):>26} {_ci(row, 'objective_utility'):>26}",
+        f"{'best single ' + row['best_single_trial_id']:<26} {row['best_single_privacy']:>26.4f} {row['best_single_utility']:>26.4f}",
+        "",
+        "study's ensemble (majority vote of thresholded members), eval: balanced accuracy per attack",
+        "  " + ", ".join(f"{a} {v['balanced_accuracy']:.3f}" for a, v in vote.items()),
+    ]
+    return "\n".join(lines)
+
+
+def _ci(row: dict, key: str) -> str:
+    low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
+    if low is None or not np.isfinite(low):
+        return f"{row[key]:.4f}"
+    return f"{row[key]:.4f} [{low:.4f}, {high:.4f}]"
+
+
+def latest_ensemble(results: Results) -> dict | None:
+    """The most recent row of the sweep's ``ensembles`` table, or None."""
+    try:
+        table = read_table(results.root, "ensembles", sweep_id=results.sweep_id)
+    except UserError:
+        return None
+    if table.num_rows == 0:
+        return None
+    return table.to_pandas().sort_values("created_at").iloc[-1].to_dict()
+
+
+def report(root: str, *, sweep_id=None, out=None) -> Outcome:
+    """One self-contained HTML page (see :func:`mia_kd.analysis.report.write_report`)."""
+    from mia_kd.analysis.report import write_report
+
+    results = load_results(root, sweep_id)
+    front = fr.compute_frontier(results, fr.reference_point(results))
+    attack = asym.check_attack(results, None)
+    asymm = asym.compute_asymmetry(results, [attack])
+    chosen = latest_ensemble(results)
+    curves = _roc_curves(results, front, chosen)
+    done = results.completed
+    summary = {
+        "sweep": results.sweep_id, "results folder": str(results.root),
+        "trials": f"{len(done)} completed, {results.n_failed} failed",
+        "methods": ", ".join(sorted(done["method"].unique())),
+        "privacy objective": f"worst-case attack {results.privacy_objective} on the student, eval fold (lower is better)",
+        "utility objective": "task loss on held-out records, nats/token (lower is better)",
+        "teacher task loss": f"{done['teacher_task_loss'].iloc[0]:.4f}",
+        "hypervolume reference point": f"({front.reference.point[0]:.4f}, {front.reference.point[1]:.4f}): {front.reference.basis}",
+    }
+    tables = {
+        method: rows[["trial_id", "strength", "objective_privacy", "objective_privacy_attack", "objective_utility",
+                      "on_method_front", "on_front"]].round(4)
+        for method, rows in front.points.sort_values(["method", "strength"]).groupby("method", sort=True)
+    }
+    ens_summary = None
+    if chosen is not None:
+        ens_summary = {
+            "ensemble": chosen["ensemble_id"],
+            "members": ", ".join(f"{t} x {w:.3g}" for t, w in zip(chosen["members"], chosen["weights"], strict=True)),
+            "constraint": chosen["constraint"],
+            "privacy (eval)": _ci(chosen, "objective_privacy") + f" ({chosen['objective_privacy_attack']})",
+            "task loss": _ci(chosen, "objective_utility"),
+            "best single student": f"{chosen['best_single_trial_id']}: privacy {chosen['best_single_privacy']:.4f}, "
+                                   f"task loss {chosen['best_single_utility']:.4f}",
+            "not available for ensembles": ", ".join(chosen["unavailable_attacks"]) or "none",
+        }
+    quoted = shlex.quote(str(results.root))
+    commands = [
+        f"mia-kd sweep {json.loads(_manifest(results)).get('config_path', 'CONFIG')} --out {quoted}",
+        f"mia-kd frontier {quoted}", f"mia-kd asymmetry {quoted} --attack {attack}",
+        chosen["command"] if chosen is not None and chosen.get("command") else f"mia-kd ensemble {quoted}",
+        f"mia-kd report {quoted}",
+    ]
+    path = Path(out) if out else results.local_root() / "analysis" / "report.html"
+    write_report(
+        path, title=f"mia_kd sweep {results.sweep_id}", summary=summary, points=front.points, fronts=front.fronts,
+        reference=front.reference.point, privacy_label=front.privacy_label, method_tables=tables,
+        rates=asymm.rates, agreement=asymm.agreement, attack=attack, curves=curves, ensemble=ens_summary,
+        commands=commands,
+    )
+    return Outcome(f"report: {path}", [path])
+
+
+def _manifest(results: Results) -> str:
+    path = Path(results.root) / "sweep.json"
+    return path.read_text() if path.is_file() else "{}"
+
+
+def _roc_curves(results: Results, front: fr.Frontier, chosen: dict | None) -> list:
+    """Eval-fold ROC curves of each model's worst-case attack: the teacher, the knee and the most private
+    front students, and the chosen ensemble."""
+    from mia_kd.analysis.plots import Curve
+
+    points = front.points.set_index("trial_id")
+    on = points[points["on_front"]]
+    picks = {"knee": points.index[points["is_knee"]][0], "most private": on["objective_privacy"].idxmin()}
+    teacher = results.metric("teacher")
+    first = picks["knee"]
+    t_attack = teacher[teacher["trial_id"] == first].sort_values(results.privacy_objective).iloc[-1]["attack"]
+    curves = [_curve(results, first, "teacher", t_attack, f"teacher ({t_attack})", Curve)]
+    for label, trial in picks.items():
+        if label != "knee" and trial == picks["knee"]:
+            continue  # the knee is also the most private
+        attack = points.at[trial, "objective_privacy_attack"]
+        curves.append(_curve(results, trial, "student", attack, f"{label} student {trial} ({points.at[trial, 'method']}, {attack})", Curve))
+    if chosen is not None:
+        pool = ens.build_pool(results, list(chosen["members"]))
+        evaluation = ens.evaluate(pool, list(chosen["members"]), np.asarray(chosen["weights"]))
+        attack = evaluation["objective_privacy_attack"]
+        n_calib = len(pool.calib.labels)
+        scores, labels = evaluation["scores"][attack][n_calib:], pool.eval.labels
+        fpr, tpr, _ = metrics.roc_curve(scores, labels)
+        curves.append(Curve(name=f"ensemble {chosen['ensemble_id']} ({attack})", fpr=fpr, tpr=tpr, auc=metrics.auc(scores, labels)))
+    return curves
+
+
+def _curve(results: Results, trial: str, role: str, attack: str, name: str, Curve):
+    rows = results.records(roles=(role,), trial_ids=[trial], columns=["fold", "label", f"score_{attack}"])
+    rows = rows[rows["fold"] == "eval"]
+    scores, labels = rows[f"score_{attack}"].to_numpy(), rows["label"].to_numpy().astype(bool)
+    fpr, tpr, _ = metrics.roc_curve(scores, labels)
+    return Curve(name=name, fpr=fpr, tpr=tpr, auc=metrics.auc(scores, labels))
+
+

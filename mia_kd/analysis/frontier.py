@@ -1,0 +1,190 @@
+"""Privacy-utility frontiers: Pareto fronts per method and across methods, their hypervolume and knee.
+
+Both objectives are minimised: privacy (the worst-case attack statistic on the student, eval fold) and
+utility (task loss, nats/token). Hypervolumes are taken against one reference point per sweep, recorded in
+``<results>/frontier.json`` the first time it is computed, so fronts of different methods, and of the same
+sweep analysed again after more trials, compare.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mia_kd.analysis.pareto import hypervolume, knee_index, pareto_mask
+from mia_kd.analysis.results import Results
+from mia_kd.errors import UserError
+
+OBJECTIVES = ("objective_privacy", "objective_utility")
+DEFAULT_MARGIN = 0.5
+REFERENCE_FILE = "frontier.json"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The hypervolume reference point ``(privacy, utility)`` and how it was set."""
+
+    point: tuple[float, float]
+    basis: str  # e.g. "none baseline (1 trial) x (1 + 0.5)" or "given"
+    margin: float | None
+
+
+@dataclass(frozen=True)
+class Frontier:
+    """``points``: one row per completed trial with ``on_front``, ``on_method_front``, ``is_knee`` and the
+    privacy CI (``privacy_low``/``privacy_high``); ``fronts``: one row per method plus ``all``."""
+
+    sweep_id: str
+    points: pd.DataFrame
+    fronts: pd.DataFrame
+    reference: Reference
+    privacy_label: str
+
+
+def reference_point(results: Results, *, margin: float | None = None, given: tuple[float, float] | None = None) -> Reference:
+    """The sweep's recorded reference point, or a new one recorded now.
+
+    New: ``given``, else the mean objectives of the sweep's completed ``none`` trials times ``1 + margin``
+    (default :data:`DEFAULT_MARGIN`). A recorded point is reused; asking for a different one is refused.
+    """
+    path = results.local_root() / REFERENCE_FILE
+    recorded = _read_json(path)
+    if results.sweep_id in recorded:
+        entry = recorded[results.sweep_id]
+        ref = Reference(point=tuple(entry["point"]), basis=entry["basis"], margin=entry.get("margin"))
+        if (given is not None and tuple(given) != ref.point) or (margin is not None and margin != ref.margin):
+            raise UserError(
+                f"sweep {results.sweep_id!r} already has the reference point {list(ref.point)} ({ref.basis}) in "
+                f"{path}; drop --reference-point/--margin to reuse it, or delete its entry to set a new one"
+            )
+        return ref
+    if given is not None:
+        ref = Reference(point=(float(given[0]), float(given[1])), basis="given", margin=None)
+    else:
+        margin = DEFAULT_MARGIN if margin is None else margin
+        if not margin >= 0:
+            raise UserError(f"--margin: got {margin}, must be >= 0")
+        none = results.completed[results.completed["method"] == "none"]
+        if none.empty:
+            raise UserError(
+                f"sweep {results.sweep_id!r} has no completed 'none' trial to set the hypervolume reference point; "
+                "give one with --reference-point PRIVACY,UTILITY"
+            )
+        base = none[list(OBJECTIVES)].mean().to_numpy()
+        point = base + margin * np.abs(base)
+        ref = Reference(
+            point=(float(point[0]), float(point[1])), margin=margin,
+            basis=f"none baseline ({len(none)} trial{'s' * (len(none) > 1)}) + {margin:g} x |baseline|",
+        )
+    recorded[results.sweep_id] = {"point": list(ref.point), "basis": ref.basis, "margin": ref.margin}
+    _write_json(path, recorded)
+    return ref
+
+
+def compute_frontier(results: Results, reference: Reference) -> Frontier:
+    """Fronts, hypervolumes and knees of ``results``' completed trials against ``reference``."""
+    stat = results.privacy_objective
+    points = results.completed[
+        ["trial_id", "sweep_id", "method", "strength", "epsilon", "objective_privacy_attack", *OBJECTIVES]
+    ].copy()
+    ci = results.metric("student")
+    low, high = f"{stat}_low", f"{stat}_high"
+    if low in ci.columns:
+        ci = ci[["trial_id", "attack", low, high]].rename(
+            columns={"attack": "objective_privacy_attack", low: "privacy_low", high: "privacy_high"}
+        )
+        points = points.merge(ci, on=["trial_id", "objective_privacy_attack"], how="left")
+    else:  # tpr_at_fpr_1pct has no interval
+        points["privacy_low"] = points["privacy_high"] = np.nan
+    values = points[list(OBJECTIVES)].to_numpy()
+    ref = np.array(reference.point)
+    points["on_front"] = pareto_mask(values)
+    points["on_method_front"] = False
+    points["is_knee"] = False
+    rows = []
+    groups = [("all", points.index.to_numpy())] + [(m, g.index.to_numpy()) for m, g in points.groupby("method", sort=True)]
+    for method, idx in groups:
+        on = pareto_mask(values[idx]) if method != "all" else points["on_front"].to_numpy()
+        if method != "all":
+            points.loc[idx[on], "on_method_front"] = True
+        front = idx[on]
+        knee = front[knee_index(values[front])]
+        if method == "all":
+            points.loc[knee, "is_knee"] = True
+        rows.append({
+            "method": method, "n_trials": len(idx), "n_front": len(front),
+            "hypervolume": hypervolume(values[front], ref), "knee_trial_id": points.at[knee, "trial_id"],
+            "knee_privacy": values[knee, 0], "knee_utility": values[knee, 1],
+        })
+    fronts = pd.DataFrame(rows)
+    fronts = pd.concat([fronts.iloc[:1], fronts.iloc[1:].sort_values("hypervolume", ascending=False, kind="stable")])
+    return Frontier(sweep_id=results.sweep_id, points=points, fronts=fronts.reset_index(drop=True),
+                    reference=reference, privacy_label=stat)
+
+
+def write_frontier(frontier: Frontier, out: Path) -> list[Path]:
+    """``frontier.parquet`` (the rows on any front), ``frontier.png`` and ``frontier.html`` under ``out``."""
+    from mia_kd.analysis import plots
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = frontier.points[frontier.points["on_front"] | frontier.points["on_method_front"]].copy()
+    rows["reference_privacy"], rows["reference_utility"] = frontier.reference.point
+    parquet = out / "frontier.parquet"
+    rows.to_parquet(parquet, index=False)
+    args = (frontier.points, frontier.fronts, frontier.reference.point, frontier.privacy_label)
+    png = plots.frontier_png(*args, out / "frontier.png")
+    html = out / "frontier.html"
+    plots.frontier_figure(*args).write_html(html, include_plotlyjs=True, full_html=True)
+    return [parquet, png, html]
+
+
+def format_frontier(frontier: Frontier) -> str:
+    """The terminal summary: methods ranked by hypervolume, then the all-methods front by utility."""
+    ref = frontier.reference
+    fronts = frontier.fronts.copy()
+    fronts["knee"] = fronts.apply(
+        lambda r: f"{r.knee_trial_id} ({r.knee_privacy:.3f}, {r.knee_utility:.3f})", axis=1
+    )
+    front = frontier.points[frontier.points["on_front"]].sort_values("objective_utility")
+    front = front.assign(
+        privacy=[_ci(v, lo, hi) for v, lo, hi in front[["objective_privacy", "privacy_low", "privacy_high"]].to_numpy()],
+        knee=np.where(front["is_knee"], "*", ""),
+    )
+    return "\n".join([
+        f"sweep {frontier.sweep_id}: privacy = worst-case attack {frontier.privacy_label} on the student (eval), "
+        f"utility = task loss (nats/token); both lower is better",
+        f"hypervolume reference point: ({ref.point[0]:.4f}, {ref.point[1]:.4f}) = {ref.basis}",
+        "",
+        fronts[["method", "n_trials", "n_front", "hypervolume", "knee"]].to_string(index=False, float_format="{:.4f}".format),
+        "",
+        "Pareto front across methods (* = knee):",
+        front[["knee", "trial_id", "method", "strength", "privacy", "objective_privacy_attack", "objective_utility"]]
+        .rename(columns={"objective_privacy_attack": "attack", "objective_utility": "task_loss"})
+        .to_string(index=False, float_format="{:.4f}".format),
+    ])
+
+
+def _ci(value: float, low: float, high: float) -> str:
+    return f"{value:.3f}" if np.isnan(low) else f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _read_json(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}); fix or delete it") from None
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(tmp, path)

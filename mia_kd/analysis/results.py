@@ -1,0 +1,88 @@
+"""A sweep's results, read from the Parquet store: the one entry point of the analysis commands."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from mia_kd.errors import UserError
+from mia_kd.store import read_table
+
+ROLES = ("teacher", "student")
+
+
+@dataclass(frozen=True)
+class Results:
+    """The completed trials of one sweep and their ``metrics`` rows (``records`` are read on demand: they
+    are large). Filtering happens in Arrow before pandas sees a row: a million trials read in seconds."""
+
+    root: str
+    sweep_id: str
+    completed: pd.DataFrame  # completed trials, in the store's (path-sorted, deterministic) order
+    n_failed: int
+    metrics: pd.DataFrame  # metrics rows of completed trials
+
+    @cached_property
+    def privacy_objective(self) -> str:
+        """The statistic the trials' privacy objective is (``auc`` unless the config said otherwise)."""
+        stats = self.completed["privacy_objective"].dropna().unique()
+        if len(stats) > 1:
+            raise UserError(f"sweep {self.sweep_id!r} mixes privacy objectives {sorted(stats)}; analyse one at a time")
+        return str(stats[0]) if len(stats) else "auc"
+
+    @cached_property
+    def attacks(self) -> list[dict]:
+        """The configured attack specs (``{"name", "params"}``) of the sweep's first completed trial."""
+        return json.loads(self.completed["params"].iloc[0])["attacks"]
+
+    def metric(self, role: str) -> pd.DataFrame:
+        """Metrics rows of ``role`` (teacher | student)."""
+        return self.metrics[self.metrics["model_role"] == role].reset_index(drop=True)
+
+    def records(self, *, roles: tuple[str, ...], trial_ids: list[str] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+        """``records`` rows of ``roles`` (and ``trial_ids`` if given), only ``columns`` if given."""
+        flt = ds.field("model_role").isin(list(roles))
+        if trial_ids is not None:
+            flt = flt & ds.field("trial_id").isin(list(trial_ids))
+        return read_table(self.root, "records", sweep_id=self.sweep_id, filter=flt, columns=columns).to_pandas()
+
+    def local_root(self) -> Path:
+        """The results folder as a local path (analysis outputs are written beside the tables)."""
+        if "://" in self.root:
+            raise UserError(f"{self.root!r} is not a local folder: give --out for the analysis outputs")
+        return Path(self.root)
+
+
+def load_results(root: str, sweep_id: str | None = None) -> Results:
+    """Read ``trials`` and ``metrics`` under ``root``; choose the sweep (the only one, or ``sweep_id``)."""
+    if "://" not in root and not Path(root).is_dir():
+        raise UserError(f"{root!r} is not a folder: give a results folder written by mia-kd sweep or mia-kd trial")
+    trials = read_table(root, "trials")
+    sweeps = sorted(s for s in pc.unique(trials["sweep_id"]).to_pylist() if s is not None)
+    if sweep_id is None:
+        if len(sweeps) != 1:
+            raise UserError(f"{root!r} holds sweeps [{', '.join(sweeps) or 'none'}]: choose one with --sweep-id")
+        sweep_id = sweeps[0]
+    elif sweep_id not in sweeps:
+        raise UserError(f"no sweep {sweep_id!r} under {root!r}; it holds: {', '.join(sweeps) or 'none'}")
+    trials = trials.filter(pc.equal(trials["sweep_id"], sweep_id))
+    completed = trials.filter(pc.equal(trials["status"], "completed"))
+    if completed.num_rows == 0:
+        raise UserError(f"sweep {sweep_id!r} under {root!r} has no completed trial yet (see mia-kd status)")
+    metrics = read_table(root, "metrics", sweep_id=sweep_id)
+    metrics = metrics.filter(pc.is_in(metrics["trial_id"], value_set=completed["trial_id"].combine_chunks()))
+    results = Results(root=root, sweep_id=sweep_id, completed=completed.to_pandas(),
+                      n_failed=trials.num_rows - completed.num_rows, metrics=metrics.to_pandas())
+    objectives = results.completed[["objective_privacy", "objective_utility"]].to_numpy(np.float64)
+    bad = ~np.isfinite(objectives).all(axis=1)
+    if bad.any():
+        ids = results.completed.loc[bad, "trial_id"].head(5)
+        raise UserError(f"completed trials without finite objectives ({', '.join(ids)}, ...): the results are corrupt")
+    return results

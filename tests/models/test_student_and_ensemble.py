@@ -1,0 +1,340 @@
+"""Saved students reload as the model that was scored; an exported ensemble computes the stored mixture.
+
+Students are tiny GPT-2s with a BPE trained on a few lines, saved by ``save_student`` (a slow test checks
+that what it writes reloads exactly; the sweep saves through it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, GPT2Config
+
+from mia_kd.analysis.mixture import mixture_logprobs
+from mia_kd.config import validate_config
+from mia_kd.errors import UserError
+from mia_kd.models.ensemble import FORMAT, MANIFEST, export_ensemble, load_ensemble
+from mia_kd.models.scoring import score
+from mia_kd.models.student import VULNERABILITY, load_student, save_student
+from mia_kd.models.tokenizer import encode, train_bpe
+from mia_kd.privacy import MethodContext, Vulnerability, build_method
+from mia_kd.privacy._vulnerability import to_json as vulnerability_to_json
+
+CPU = torch.device("cpu")
+CORPUS = [
+    "def add(a, b):\n    return a + b",
+    "The quick brown fox jumps over the lazy dog.",
+    "import os\nprint(os.getcwd())",
+    "Membership inference asks whether a record was in the training set.",
+] * 5
+TEXTS = [
+    "def sub(a, b):\n    return a - b",
+    "The lazy dog sleeps.",
+    "",
+    "x",
+    "Distillation can leak the teacher's training records through the student. " * 6,  # over max_length
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_bpe(CORPUS, vocab_size=300)
+
+
+@pytest.fixture(scope="module")
+def rows(tokenizer, ci_config):
+    return encode(tokenizer, TEXTS, max_length=ci_config.tokenizer.max_length)[0]
+
+
+@pytest.fixture(scope="module")
+def ci_config(ci_raw_factory, tmp_path_factory):
+    return validate_config(ci_raw_factory(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="module")
+def vulnerability(tokenizer) -> Vulnerability:
+    mask = np.zeros(len(tokenizer), dtype=bool)
+    mask[::3] = True
+    return Vulnerability(
+        attack="loss", member_ids=("a", "b"), scores=np.array([1.0, 0.0]), n_vulnerable=1, token_mask=mask,
+        tokens_rule="all",
+    )
+
+
+def student_model(tokenizer, seed: int) -> torch.nn.Module:
+    """A tiny GPT-2 whose every weight is random (as if trained), so a wrong reload cannot match by chance."""
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_layer=2, n_embd=32, n_head=4, n_positions=128,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    model = AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape) * 0.3)
+    return model.eval()
+
+
+def make_student(tokenizer, ci_config, method: str, strength: float, *, stage: str = "train", seed: int = 0,
+                 vulnerability: Vulnerability | None = None, **params):
+    """``(model, trial row, method)`` as run_student makes them: the method applied, the row it writes."""
+    raw = ci_config.model_dump(mode="json")
+    raw["privacy"] = {"method": method, "strength": strength, "stage": stage, "params": params}
+    config = validate_config(raw)
+    student_seed = config.seed + 1
+    built = build_method(method, strength, params, MethodContext(vulnerability, len(tokenizer), student_seed))
+    model = student_model(tokenizer, seed)
+    if stage == "train":
+        model = built.modify_student(model)
+        with torch.no_grad():  # "train" the replaced modules too
+            for p in model.parameters():
+                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(seed + 1)) * 0.1)
+    row = {
+        "sweep_id": config.sweep_id, "method": method, "strength": float(strength), "privacy_stage": stage,
+        "privacy_params": json.dumps(params, sort_keys=True), "params": config.model_dump_json(),
+    }
+    return model.eval(), row, built
+
+
+def save_like_sweep(root: Path, trial_id: str, model, tokenizer, row: dict) -> Path:
+    """``root/students/<trial_id>/``, from a stand-in for the TrialResult (only the fields save_student reads)."""
+    result = SimpleNamespace(student=model, tokenizer=tokenizer, trial={**row, "trial_id": trial_id})
+    return save_student(root / "students", result)
+
+
+def logits(model, ids: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+def _score(model, rows, tokenizer, transform=None):
+    return score(model, rows, pad_id=tokenizer.pad_token_id, batch_size=2, device=CPU, transform=transform).logprobs
+
+
+# ------------------------------------------------------------------------------------------------ students
+
+
+@pytest.mark.parametrize(("method", "strength"), [("nonorm", 0.5), ("bottleneck", 0.5)])
+def test_architecture_students_reload_exactly_and_plain_loading_does_not(
+    tmp_path, tokenizer, ci_config, rows, method, strength
+):
+    model, row, _ = make_student(tokenizer, ci_config, method, strength)
+    folder = save_like_sweep(tmp_path, "t1", model, tokenizer, row)
+    reloaded, reloaded_tokenizer, transform = load_student(folder)
+    ids = torch.tensor([rows[0]])
+
+    assert transform is None
+    assert reloaded_tokenizer.get_vocab() == tokenizer.get_vocab()
+    assert [type(m) for m in reloaded.modules()] == [type(m) for m in model.modules()]
+    torch.testing.assert_close(logits(reloaded, ids), logits(model, ids), atol=1e-6, rtol=0)
+    # The gap is real: plain loading gives a different model (nonorm: LayerNorms again; bottleneck: the
+    # bottleneck weights dropped and the original projection re-initialised).
+    plain = AutoModelForCausalLM.from_pretrained(folder).eval()
+    assert (logits(plain, ids) - logits(model, ids)).abs().max() > 1e-2
+
+
+def test_weights_that_do_not_fit_the_rebuilt_model_are_a_user_error(tmp_path, tokenizer, ci_config):
+    model, row, _ = make_student(tokenizer, ci_config, "bottleneck", 0.5)
+    folder = save_like_sweep(tmp_path, "t1", model, tokenizer, row)
+    meta = json.loads((folder / "mia_kd.json").read_text())
+    meta["strength"] = 0.25  # another bottleneck width than the saved weights have
+    (folder / "mia_kd.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="reshaped .*c_fc.down"):
+        load_student(folder)
+    meta["strength"] = 0.0  # neutral: plain GPT-2, which has no bottleneck modules
+    (folder / "mia_kd.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="missing .*c_fc.weight.*unexpected .*c_fc.down"):
+        load_student(folder)
+
+
+def test_train_stage_student_without_architecture_change_reloads_plainly(
+    tmp_path, tokenizer, ci_config, rows, vulnerability
+):
+    # temperature at train stage needed the vulnerability to distil, not to be loaded
+    model, row, _ = make_student(tokenizer, ci_config, "temperature", 0.5, vulnerability=vulnerability)
+    reloaded, _, transform = load_student(save_like_sweep(tmp_path, "t1", model, tokenizer, row))
+    assert transform is None
+    torch.testing.assert_close(logits(reloaded, torch.tensor([rows[1]])), logits(model, torch.tensor([rows[1]])))
+
+
+@pytest.mark.parametrize(
+    ("method", "strength"), [("output_noise", 1.0), ("topk_targets", 0.5), ("temperature", 0.5), ("red_list", 2.0)]
+)
+def test_serve_students_return_their_transform_and_score_as_in_the_trial(
+    tmp_path, tokenizer, ci_config, rows, vulnerability, method, strength
+):
+    model, row, trial_method = make_student(
+        tokenizer, ci_config, method, strength, stage="serve", vulnerability=vulnerability
+    )
+    folder = save_like_sweep(tmp_path, "t1", model, tokenizer, row)
+    if trial_method.needs_vulnerability:
+        # The sweep caches the vulnerability with the teacher, not with the student: say how to supply it.
+        with pytest.raises(UserError, match="vulnerability-loss-all.json"):
+            load_student(folder)
+        (folder / VULNERABILITY).write_text(json.dumps(vulnerability_to_json(vulnerability)))
+    reloaded, _, transform = load_student(folder)
+
+    assert transform is not None and transform.__self__.name == method
+    expected = _score(model, rows, tokenizer, trial_method.transform_logits)  # what run_student stored
+    for a, b in zip(_score(reloaded, rows, tokenizer, transform), expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    plain = _score(model, rows, tokenizer)
+    assert any(np.abs(a - b).max() > 1e-3 for a, b in zip(plain, expected, strict=True) if len(a))
+
+
+def test_a_vulnerability_can_be_passed_instead_of_saved(tmp_path, tokenizer, ci_config, rows, vulnerability):
+    model, row, trial_method = make_student(
+        tokenizer, ci_config, "temperature", 0.5, stage="serve", vulnerability=vulnerability
+    )
+    folder = save_like_sweep(tmp_path, "t1", model, tokenizer, row)
+    _, _, transform = load_student(folder, vulnerability=vulnerability)
+    ids = torch.tensor([rows[0]])
+    out = logits(model, ids)
+    torch.testing.assert_close(transform(out, ids, torch.ones_like(ids)), trial_method.transform_logits(out, ids, None))
+
+
+def test_a_folder_without_mia_kd_json_loads_as_a_plain_model(tmp_path, tokenizer, rows):
+    model = student_model(tokenizer, 3)
+    model.save_pretrained(tmp_path / "plain")
+    tokenizer.save_pretrained(tmp_path / "plain")
+    reloaded, _, transform = load_student(tmp_path / "plain")
+    assert transform is None
+    ids = torch.tensor([rows[0]])
+    torch.testing.assert_close(logits(reloaded, ids), logits(model, ids), atol=1e-6, rtol=0)
+    with pytest.raises(UserError, match="does not exist"):
+        load_student(tmp_path / "nowhere")
+
+
+def test_saving_a_retried_trial_replaces_its_folder(tmp_path, tokenizer, ci_config, rows):
+    first, row, _ = make_student(tokenizer, ci_config, "none", 0.0, seed=1)
+    second, _, _ = make_student(tokenizer, ci_config, "none", 0.0, seed=2)
+    save_like_sweep(tmp_path, "t1", first, tokenizer, row)
+    folder = save_like_sweep(tmp_path, "t1", second, tokenizer, row)
+    assert [p.name for p in folder.parent.iterdir()] == ["t1"]  # no temporary folder left behind
+    ids = torch.tensor([rows[0]])
+    torch.testing.assert_close(logits(load_student(folder)[0], ids), logits(second, ids), atol=1e-6, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------------ ensemble
+
+
+@pytest.fixture(scope="module")
+def sweep_students(tmp_path_factory, tokenizer, ci_config, vulnerability):
+    """Three students of one "sweep": plain, nonorm (architecture), topk_targets at serve stage.
+
+    Returns ``(students_root, {trial_id: (model, serve transform or None)})``.
+    """
+    root = tmp_path_factory.mktemp("sweep")
+    specs = {"a": ("none", 0.0, "train"), "b": ("nonorm", 0.5, "train"), "c": ("topk_targets", 0.5, "serve")}
+    made = {}
+    for seed, (trial_id, (method, strength, stage)) in enumerate(specs.items()):
+        model, row, built = make_student(tokenizer, ci_config, method, strength, stage=stage, seed=10 + seed)
+        save_like_sweep(root, trial_id, model, tokenizer, row)
+        made[trial_id] = (model, built.transform_logits if stage == "serve" else None)
+    return root / "students", made
+
+
+WEIGHTS = [0.5, 0.25, 0.25]
+
+
+def test_ensemble_token_logprobs_equal_the_mixture_of_the_members_scores(tmp_path, sweep_students, tokenizer, rows):
+    root, made = sweep_students
+    members = list(made)
+    stored = [_score(model, rows, tokenizer, transform) for model, transform in made.values()]
+    expected = [mixture_logprobs([s[i] for s in stored], WEIGHTS) for i in range(len(rows))]
+
+    ensemble = load_ensemble(export_ensemble(root, members, WEIGHTS, tmp_path / "ens", {"sweep_id": "ci"}))
+    got = ensemble.token_logprobs(TEXTS)
+
+    assert len(got) == len(TEXTS)
+    assert got[2].shape == (0,)  # the empty text: nothing predicted
+    assert len(got[-1]) == len(rows[-1]) - 1 < len(ensemble.tokenizer(TEXTS[-1])["input_ids"])  # cut as stored
+    for g, e in zip(got, expected, strict=True):
+        assert g.dtype == np.float32 and g.shape == e.shape
+        np.testing.assert_allclose(g, e, atol=1e-5, rtol=0)
+    for a, b in zip(ensemble.token_logprobs(TEXTS, batch_size=1), got, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
+
+
+def test_ensemble_forward_is_a_distribution_over_the_vocabulary(tmp_path, sweep_students, rows):
+    root, made = sweep_students
+    ensemble = load_ensemble(export_ensemble(root, list(made), WEIGHTS, tmp_path / "ens", {}))
+    ids = torch.tensor([rows[0], rows[0]])
+    with torch.no_grad():
+        logp = ensemble(ids, torch.ones_like(ids))
+    assert logp.shape == (*ids.shape, len(ensemble.tokenizer))
+    torch.testing.assert_close(logp.logsumexp(-1), torch.zeros(ids.shape), atol=1e-5, rtol=0)
+
+
+def test_manifest_and_folder_layout(tmp_path, sweep_students):
+    root, _ = sweep_students
+    meta = {"sweep_id": "ci", "auc": np.float64(0.6)}  # numpy scalars, as analysis code produces them
+    dest = export_ensemble(root, ["c", "a"], [0.75, 0.25], tmp_path / "out" / "ens", meta)
+    manifest = json.loads((dest / MANIFEST).read_text())
+    assert manifest == {
+        "format": FORMAT,
+        "members": [{"trial_id": "c", "path": "c", "weight": 0.75}, {"trial_id": "a", "path": "a", "weight": 0.25}],
+        "sweep_id": "ci",
+        "auc": 0.6,
+    }
+    assert sorted(p.name for p in dest.iterdir()) == sorted(["a", "c", MANIFEST])
+    assert sorted(p.name for p in (dest / "a").iterdir()) == sorted(p.name for p in (root / "a").iterdir())
+    assert [p.name for p in dest.parent.iterdir()] == ["ens"]  # no temporary folder left behind
+    assert load_ensemble(dest).trial_ids == ["c", "a"]
+
+
+def test_generate_is_a_string_and_deterministic_for_a_seed(tmp_path, sweep_students):
+    root, made = sweep_students
+    ensemble = load_ensemble(export_ensemble(root, list(made), WEIGHTS, tmp_path / "ens", {}))
+    text = ensemble.generate("def add", max_new_tokens=8, seed=3)
+    assert isinstance(text, str)
+    assert ensemble.generate("def add", max_new_tokens=8, seed=3) == text
+    greedy = ensemble.generate("The", greedy=True, max_new_tokens=5)
+    assert ensemble.generate("The", greedy=True, max_new_tokens=5, seed=9) == greedy  # no sampling
+    assert ensemble.generate("The", max_new_tokens=0) == ""
+    with pytest.raises(UserError, match="temperature"):
+        ensemble.generate("The", temperature=0.0)
+
+
+def test_export_refuses_what_would_not_make_a_valid_ensemble(tmp_path, sweep_students, tokenizer):
+    root, _ = sweep_students
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(UserError, match="already exists"):
+        export_ensemble(root, ["a", "b"], [0.5, 0.5], tmp_path / "taken", {})
+    with pytest.raises(UserError, match="save_students: all"):
+        export_ensemble(root, ["a", "gone"], [0.5, 0.5], tmp_path / "e", {})
+    for bad in ([0.5, 0.6], [1.5, -0.5], [1.0]):
+        with pytest.raises(UserError, match="weights"):
+            export_ensemble(root, ["a", "b"], bad, tmp_path / "e", {})
+    with pytest.raises(UserError, match="duplicates"):
+        export_ensemble(root, ["a", "a"], [0.5, 0.5], tmp_path / "e", {})
+    with pytest.raises(UserError, match="manifest's own"):
+        export_ensemble(root, ["a", "b"], [0.5, 0.5], tmp_path / "e", {"members": []})
+
+    other = tmp_path / "other"
+    shutil.copytree(root, other)
+    train_bpe(CORPUS[:2], vocab_size=280).save_pretrained(other / "b")
+    with pytest.raises(UserError, match="tokenizer differs"):
+        export_ensemble(other, ["a", "b"], [0.5, 0.5], tmp_path / "e", {})
+    assert not (tmp_path / "e").exists()
+    with pytest.raises(UserError, match="not an ensemble folder"):
+        load_ensemble(tmp_path / "taken")
+
+
+def test_export_runs_without_torch(tmp_path, sweep_students):
+    root, _ = sweep_students
+    code = (
+        "import sys; from mia_kd.models.ensemble import export_ensemble; "
+        f"export_ensemble({str(root)!r}, ['a', 'b'], [0.5, 0.5], {str(tmp_path / 'ens')!r}, {{}}); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+    assert (tmp_path / "ens" / MANIFEST).is_file()

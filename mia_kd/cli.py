@@ -60,10 +60,14 @@ def _parser() -> argparse.ArgumentParser:
         "--out resumes it: completed trials are not run again.",
     )
     sweep.add_argument("config", help="YAML config with a sweep: section, e.g. sweeps/quickstart.yaml")
-    sweep.add_argument("--out", help="results folder (default: the config's sweep.out)")
+    sweep.add_argument("--out", help="results folder or URL (s3://, gs://, ...) every node reaches (default: sweep.out)")
     sweep.add_argument(
         "--address", default=os.environ.get("RAY_ADDRESS"),
         help="Ray cluster to run on (auto, ray://HOST:PORT); default: $RAY_ADDRESS, else Ray in this process",
+    )
+    sweep.add_argument(
+        "--allow-local-out", action="store_true",
+        help="on a multi-node cluster, accept a path for --out: it is on a mount every node sees (NFS, one machine)",
     )
     sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set sweep.trials_per_method=2 (repeatable)")
@@ -196,12 +200,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     from mia_kd.sweep.runner import run_sweep
 
-    outcome = run_sweep(args.config, out=args.out, address=args.address, overrides=args.overrides, verbose=args.verbose)
+    outcome = run_sweep(args.config, out=args.out, address=args.address, overrides=args.overrides,
+                        verbose=args.verbose, allow_local_out=args.allow_local_out)
     print(
         f"\nsweep done in {outcome.seconds / 60:.1f} min: {outcome.ran} trials run now; the store holds "
         f"{outcome.completed} completed, {outcome.failed} failed trials\nresults: {outcome.out}\n"
         f"next: mia-kd frontier {outcome.out}   mia-kd ensemble {outcome.out}   mia-kd report {outcome.out}\n"
-        f"      (mia-kd status {outcome.out}; optuna-dashboard {outcome.out / 'optuna' / 'journal.log'})"
+        f"      (mia-kd status {outcome.out}; optuna-dashboard {outcome.journal})"
     )
     return 0
 

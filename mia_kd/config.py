@@ -165,6 +165,9 @@ class RuntimeConfig(_Strict):
     cache_dir: str | None = Field(
         None, description="where trained teachers and reference models are cached (null: ~/.cache/mia_kd)"
     )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="training precision: auto (bf16 autocast on a CUDA GPU that supports it, else fp32), fp32, bf16; scoring is always fp32"
+    )
     score_batch_size: int = Field(64, ge=1, description="records per scoring forward pass")
     progress: bool = Field(True, description="show progress bars on a terminal")
 

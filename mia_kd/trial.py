@@ -44,7 +44,7 @@ from mia_kd.models.cache import (
 )
 from mia_kd.models.scoring import score, task_loss
 from mia_kd.models.tokenizer import build_tokenizer, encode
-from mia_kd.models.train import fit
+from mia_kd.models.train import autocast_dtype, fit
 from mia_kd.privacy import MethodContext, Vulnerability, build_method, compute_vulnerability
 from mia_kd.privacy._vulnerability import from_json as vulnerability_from_json
 from mia_kd.privacy._vulnerability import to_json as vulnerability_to_json
@@ -71,10 +71,12 @@ class TrialResult:
         return self.trial["trial_id"]
 
     def tables(self) -> dict[str, pa.Table]:
+        """The rows of each table, in write order: ``trials`` last, so a trial killed while writing leaves no
+        ``trials`` row, and readers (which start from ``trials``) never see its half-written rows."""
         return {
-            "trials": pa.Table.from_pylist([self.trial], schema=TRIALS),
-            "metrics": pa.Table.from_pylist(self.metrics, schema=METRICS),
             "records": self.records,
+            "metrics": pa.Table.from_pylist(self.metrics, schema=METRICS),
+            "trials": pa.Table.from_pylist([self.trial], schema=TRIALS),
         }
 
 
@@ -199,9 +201,12 @@ def prepare(config: TrialConfig) -> Prepared:
 
     # ---- teacher: trained on the members until it memorises (cached by content)
     with clock.stage("teacher"):
+        amp = autocast_dtype(device, config.runtime.precision)
+        # Mixed precision trains a different model: it joins the key (fp32 keys are unchanged).
+        precision = {} if amp is None else {"precision": str(amp)}
         teacher_key = cache_key(
             role="teacher", split=split.fingerprint(), tokenizer=tok_key, max_length=max_len,
-            model=config.teacher.model_dump(mode="json"), seed=config.seed,
+            model=config.teacher.model_dump(mode="json"), seed=config.seed, **precision,
         )
         teacher, teacher_hit = _trained_model(
             cache, "teacher", teacher_key, config, tokenizer, member_rows, config.teacher.train,
@@ -214,7 +219,7 @@ def prepare(config: TrialConfig) -> Prepared:
             ref_key = cache_key(
                 role="reference", public=[r.record_id for r in split.public], tokenizer=tok_key, max_length=max_len,
                 model=config.student.model_dump(mode="json"), train=config.reference.model_dump(mode="json"),
-                seed=config.seed,
+                seed=config.seed, **precision,
             )
             reference, reference_hit = _trained_model(
                 cache, "reference", ref_key, config, tokenizer, public_rows, config.reference,
@@ -284,6 +289,7 @@ def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None
             student, p.teacher.to(device), p.member_rows, config.distill, seed=student_seed,
             pad_id=p.tokenizer.pad_token_id, device=device, progress=config.runtime.progress,
             method=method if pcfg.stage == "train" else None, record_ids=[r.record_id for r in p.split.members],
+            amp_dtype=autocast_dtype(device, config.runtime.precision),
         )
         student = distilled.student
     with clock.stage("scoring"):
@@ -352,7 +358,7 @@ def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None
         "started_at": started_at,
         "node_id": _node_id(),
         "hostname": socket.gethostname(),
-        "device": str(device),
+        "device": str(device) + (f" ({amp} autocast)" if (amp := autocast_dtype(device, config.runtime.precision)) else ""),
         "package_versions": json.dumps(_package_versions(), sort_keys=True),
         "git_revision": _git_revision(),
     }
@@ -417,7 +423,7 @@ def _trained_model(
     model = build_model(model_cfg, tokenizer, seed=seed, role=kind)
     report = fit(
         model, rows, schedule, lm_loss, seed=seed, pad_id=tokenizer.pad_token_id, device=device,
-        desc=f"train {kind}", progress=progress,
+        desc=f"train {kind}", progress=progress, amp_dtype=autocast_dtype(device, config.runtime.precision),
     )
     cache.save(kind, key, model, {"final_loss": report.final_loss, "seconds": report.seconds, "records": len(rows)})
     log.info("%s: trained and cached as %s", kind, key)

@@ -38,6 +38,7 @@ def distill(
     progress: bool = False,
     method: PrivacyMethod | None = None,
     record_ids: Sequence[str] | None = None,
+    amp_dtype: torch.dtype | None = None,
 ) -> DistillResult:
     """Train ``student`` on ``rows`` (ids ``record_ids``) against the frozen ``teacher``'s distributions."""
     teacher.to(device).eval()
@@ -58,6 +59,6 @@ def distill(
     hooks = method if method is not None and not method.is_neutral else None
     report = fit(
         student, rows, config, loss_fn, seed=seed, pad_id=pad_id, device=device, desc="distil student",
-        progress=progress, hooks=hooks,
+        progress=progress, hooks=hooks, amp_dtype=amp_dtype,
     )
     return DistillResult(student=student, report=report, n_transfer=len(rows))

@@ -50,6 +50,16 @@ class FitReport:
         return self.tokens / self.seconds if self.seconds > 0 else float("nan")
 
 
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype for training on ``device`` at ``precision`` (auto | fp32 | bf16), None for fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    cuda = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return torch.bfloat16 if cuda else None
+
+
 def standard_backward(model: torch.nn.Module, loss_fn: BatchLoss, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``loss_fn(logits, input_ids, mask).backward()``; refuses a non-finite loss. Returns the detached loss."""
     logits = model(input_ids=input_ids, attention_mask=mask).logits
@@ -72,10 +82,13 @@ def fit(
     desc: str,
     progress: bool = False,
     hooks: StepHooks | None = None,
+    amp_dtype: torch.dtype | None = None,
 ) -> FitReport:
     """Train ``model`` in place on token id ``rows`` for ``schedule.epochs`` epochs.
 
     ``hooks`` (a privacy method) may wrap the module and optimiser and replace the backward pass.
+    ``amp_dtype`` (e.g. bf16, from :func:`autocast_dtype`) runs the forward passes under autocast; weights,
+    gradients and optimiser state stay fp32.
     """
     model.to(device).train()
     torch.manual_seed(seed)
@@ -106,10 +119,11 @@ def fit(
             ids, mask = pad([rows[i] for i in batch], pad_id=pad_id)
             ids, mask = ids.to(device), mask.to(device)
             optimizer.zero_grad(set_to_none=True)
-            if hooks is None:
-                loss = standard_backward(trained, loss_fn, ids, mask)
-            else:
-                loss = hooks.backward(trained, loss_fn, ids, mask)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                if hooks is None:
+                    loss = standard_backward(trained, loss_fn, ids, mask)
+                else:
+                    loss = hooks.backward(trained, loss_fn, ids, mask)
             if clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.grad_clip)
             optimizer.step()

@@ -50,7 +50,7 @@ class SweepSection(_Strict):
     resources: Resources = Field(default_factory=Resources)
     max_concurrent: int = Field(2, ge=1, description="trials running at once")
     max_failures: int = Field(1, ge=0, description="retries of a failing trial before it is recorded as failed")
-    out: str = Field("results", description="results folder: a local path, or a mount every node sees (--out overrides)")
+    out: str = Field("results", description="results folder or URL (s3://, gs://, ...): on a cluster, storage every node reaches (--out overrides)")
     save_students: Literal["all", "front", "none"] = Field(
         "all", description="save each trial's student (save_pretrained) in the sweep folder: all, front only, none"
     )

@@ -8,11 +8,12 @@ trainable is a thin adapter: ``dict → TrialConfig → run_student → write ro
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
 import os
-import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,16 +26,17 @@ from mia_kd.config import validate_config
 from mia_kd.errors import ConfigError
 from mia_kd.store import SCHEMA_VERSION, TRIALS, read_table, write_result, write_trial
 from mia_kd.sweep.config import MethodSearch, SweepSection, load_sweep, trial_config
+from mia_kd.sweep.storage import MANIFEST, SweepStorage
 from mia_kd.sweep.study import DIRECTIONS, journal_storage, make_sampler, reconcile, study_name
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "sweep.json"
 
 
 @dataclass(frozen=True)
 class SweepOutcome:
-    out: Path
+    out: str  # the results folder or URL
+    journal: Path  # the Optuna journal (local to the driver)
     ran: int  # trials run by this invocation
     completed: int  # completed trials in the store for this sweep, all invocations
     failed: int
@@ -48,18 +50,17 @@ def run_sweep(
     address: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     verbose: bool = False,
+    allow_local_out: bool = False,
 ) -> SweepOutcome:
     start = time.perf_counter()
     raw, base, sweep = load_sweep(config_path, overrides)
-    root = _local_root(out or sweep.out)
+    storage = SweepStorage.parse(out or sweep.out)
     plan = _plan(sweep)
-    _write_manifest(root, raw, base, sweep, plan, config_path)
+    manifest = _manifest(storage, raw, base, sweep, plan, config_path)  # refuses another sweep's folder
 
     import ray
     from ray import tune
 
-    # Trials write their own rows; the store's folders exist before workers race to create them.
-    root.mkdir(parents=True, exist_ok=True)
     if not verbose:
         # Tune's experiment boxes and end-of-run hints: the sweep prints its own lines instead.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -72,33 +73,36 @@ def run_sweep(
             log_to_driver=verbose,
             logging_level=logging.INFO if verbose else logging.ERROR,
         )
+    _check_shared(storage, allow_local_out)
+    storage.write_text(MANIFEST, json.dumps(manifest, indent=2, default=str))
 
     from mia_kd.trial import prepare
 
     log.info("sweep %s: preparing the split, teacher and reference model once for all trials", base.sweep_id)
     prepared = prepare(base)
     prepared_ref = ray.put(prepared)
-    storage = journal_storage(root / "optuna" / "journal.log")
+    journal = journal_storage(storage.journal_file())
     total = sum(plan.values())
-    stored = _stored_trials(root, base.sweep_id)
+    stored = _stored_trials(storage, base.sweep_id)
     already = sum(1 for r in stored if r["status"] in ("completed", "failed"))
     bar = tqdm(total=total, initial=min(already, total), desc="sweep", unit="trial", disable=verbose, dynamic_ncols=True)
     searchers, remaining = {}, {}
     for index, (name, search) in enumerate(sweep.methods.items()):
         searchers[name], remaining[name] = _method_searcher(
-            name, search, index, plan[name], sweep=sweep, base=base, storage=storage,
+            name, search, index, plan[name], sweep=sweep, base=base, storage=journal,
             stored=[r for r in stored if r["method"] == name],
         )
     ran = sum(remaining.values())
     if ran:
-        _run_trials(searchers, remaining, sweep=sweep, raw=raw, base=base, root=root, prepared_ref=prepared_ref,
-                    bar=bar, verbose=verbose, tune=tune)
+        _run_trials(searchers, remaining, sweep=sweep, raw=raw, base=base, storage=storage,
+                    prepared_ref=prepared_ref, bar=bar, verbose=verbose, tune=tune)
     bar.close()
+    storage.push_journal()
     if sweep.save_students == "front":
-        _keep_front_students(root, base.sweep_id)
-    rows = _stored_trials(root, base.sweep_id)
+        _keep_front_students(storage, base.sweep_id)
+    rows = _stored_trials(storage, base.sweep_id)
     return SweepOutcome(
-        out=root, ran=ran, completed=sum(r["status"] == "completed" for r in rows),
+        out=storage.out, journal=storage.journal_file(), ran=ran, completed=sum(r["status"] == "completed" for r in rows),
         failed=sum(r["status"] == "failed" for r in rows), seconds=time.perf_counter() - start,
     )
 
@@ -153,7 +157,7 @@ def _method_searcher(name, search, index, trials, *, sweep, base, storage, store
     return searcher, remaining
 
 
-def _run_trials(searchers, remaining, *, sweep, raw, base, root, prepared_ref, bar, verbose, tune) -> None:
+def _run_trials(searchers, remaining, *, sweep, raw, base, storage, prepared_ref, bar, verbose, tune) -> None:
     """One Tune experiment for every method: actors are reused across methods, which run side by side."""
     from ray.tune import FailureConfig, RunConfig
 
@@ -165,7 +169,7 @@ def _run_trials(searchers, remaining, *, sweep, raw, base, root, prepared_ref, b
         fixed[name] = low if low == high else None
     cpus = sweep.resources.cpu
     trainable = tune.with_parameters(
-        _trainable, prepared=prepared_ref, raw=raw, searches=dict(sweep.methods), sweep=sweep, root=str(root),
+        _trainable, prepared=prepared_ref, raw=raw, searches=dict(sweep.methods), sweep=sweep, out=storage.out,
         fixed_strengths=fixed, threads=max(1, math.floor(cpus)),
     )
     trainable = tune.with_resources(trainable, {"cpu": cpus, "gpu": sweep.resources.gpu})
@@ -178,10 +182,10 @@ def _run_trials(searchers, remaining, *, sweep, raw, base, root, prepared_ref, b
         ),
         run_config=RunConfig(
             name=f"{base.sweep_id}-{stamp}",
-            storage_path=str(root / "tune"),
+            storage_path=storage.url("tune"),
             failure_config=FailureConfig(max_failures=sweep.max_failures),
             verbose=1 if verbose else 0,
-            callbacks=[_Progress(bar, root=root, base=base, searches=dict(sweep.methods))],
+            callbacks=[_Progress(bar, storage=storage, base=base, searches=dict(sweep.methods))],
         ),
     )
     tuner.fit()
@@ -215,7 +219,7 @@ def _trainable(
     raw: dict[str, Any],
     searches: dict[str, MethodSearch],
     sweep: SweepSection,
-    root: str,
+    out: str,
     fixed_strengths: dict[str, float | None],
     threads: int,
 ) -> None:
@@ -248,10 +252,14 @@ def _trainable(
         result = run_student(prepared, validate_config(trial_raw), trial_id=trial_id)
         result.trial.update(optuna_trial=config["optuna_trial"], tune_trial_id=tune_id)
         if sweep.save_students != "none":
-            save_student(Path(root) / "students", result)
-        write_result(root, result)
+            _save(SweepStorage.parse(out), result, save_student)
+        write_result(out, result)
         privacy.append(result.trial["objective_privacy"])
         utility.append(result.trial["objective_utility"])
+        del result
+    if torch.cuda.is_available():  # the actor is reused: hand this trial's GPU memory back before the next
+        gc.collect()
+        torch.cuda.empty_cache()
     tune.report(
         {
             "privacy": sum(privacy) / len(privacy),
@@ -307,8 +315,8 @@ class _MethodRouter(Searcher):
 class _Progress(Callback):
     """One line per finished trial; failed trials become ``status=failed`` rows; the overall bar moves."""
 
-    def __init__(self, bar, *, root: Path, base, searches: dict[str, MethodSearch]) -> None:
-        self.bar, self.root, self.base, self.searches = bar, root, base, searches
+    def __init__(self, bar, *, storage: SweepStorage, base, searches: dict[str, MethodSearch]) -> None:
+        self.bar, self.storage, self.base, self.searches = bar, storage, base, searches
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its run config for Tuner.restore; the terminal's progress bar stays behind.
@@ -321,6 +329,7 @@ class _Progress(Callback):
                 f"{result['method']:<18} strength {result['strength']:<8.4g} privacy ({self.base.metrics.privacy_objective}) "
                 f"{result['privacy']:.3f}  utility (task loss) {result['utility']:.3f}  {result['seconds']:.0f} s"
             )
+        self.storage.push_journal()
         self.bar.update()
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
@@ -339,7 +348,7 @@ class _Progress(Callback):
         import pyarrow as pa
 
         write_trial(
-            str(self.root), sweep_id=self.base.sweep_id, method=method, trial_id=trial.trial_id,
+            self.storage.out, sweep_id=self.base.sweep_id, method=method, trial_id=trial.trial_id,
             tables={"trials": pa.Table.from_pylist([row], schema=TRIALS)},
         )
         self.bar.write(f"{method:<18} strength {strength:<8.4g} FAILED: {error}")
@@ -355,65 +364,75 @@ def _error_text(trial) -> str:
     return lines[-1][:500] if lines else "the trial failed (no error text)"
 
 
-def _stored_trials(root: Path, sweep_id: str) -> list[dict[str, Any]]:
-    if not (root / "trials").is_dir():
+def _stored_trials(storage: SweepStorage, sweep_id: str) -> list[dict[str, Any]]:
+    if not storage.exists("trials"):
         return []
-    table = read_table(str(root), "trials", sweep_id=sweep_id)
+    table = read_table(storage.out, "trials", sweep_id=sweep_id)
     wanted = [c for c in ("trial_id", "method", "status", "strength", "optuna_trial", "objective_privacy",
                           "objective_utility") if c in table.column_names]
     return table.select(wanted).to_pylist()
 
 
-def _keep_front_students(root: Path, sweep_id: str) -> None:
+def _keep_front_students(storage: SweepStorage, sweep_id: str) -> None:
     """``save_students: front``: remove the students of trials off the privacy-utility Pareto front."""
     from mia_kd.analysis.pareto import pareto_mask
 
-    rows = [r for r in _stored_trials(root, sweep_id) if r["status"] == "completed"]
+    rows = [r for r in _stored_trials(storage, sweep_id) if r["status"] == "completed"]
     if not rows:
         return
     import numpy as np
 
     points = np.array([[r["objective_privacy"], r["objective_utility"]] for r in rows])
     keep = {r["trial_id"] for r, on in zip(rows, pareto_mask(points), strict=True) if on}
-    for folder in (root / "students").glob("*"):
-        # Each repeat writes its own row under the folder's name, so names match trial ids one to one.
-        if folder.is_dir() and not folder.name.startswith(".") and folder.name not in keep:
-            shutil.rmtree(folder)
+    # Each repeat writes its own row under the folder's name, so names match trial ids one to one.
+    for name in storage.subdirs("students"):
+        if name not in keep:
+            storage.delete_dir(f"students/{name}")
 
 
-def _local_root(out: str) -> Path:
-    if "://" in out:
+def _save(storage: SweepStorage, result, save_student) -> None:
+    """The trial's student under ``out/students/<trial_id>/`` (written locally first when ``out`` is a URL)."""
+    if storage.local is not None:
+        save_student(storage.local / "students", result)
+        return
+    with tempfile.TemporaryDirectory(prefix="mia_kd-student-") as tmp:
+        folder = save_student(Path(tmp), result)
+        storage.upload_dir(folder, f"students/{folder.name}")
+
+
+def _check_shared(storage: SweepStorage, allow_local_out: bool) -> None:
+    """On a multi-node cluster every node writes results: refuse a path only this machine sees."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if storage.local is not None and len(nodes) > 1 and not allow_local_out:
         raise ConfigError(
-            f"--out {out!r}: a sweep keeps its Optuna journal and Tune state next to the results, which needs a "
-            "local or shared-mount path for now; give a path (a mount every node sees on a cluster)"
+            f"--out {storage.out!r} is a local path and this Ray cluster has {len(nodes)} nodes: trials on other "
+            "nodes could not write there. Give an s3:// or gs:// URL, or a path on a mount every node sees "
+            "together with --allow-local-out"
         )
-    return Path(out).expanduser().resolve()
 
 
-def _write_manifest(root: Path, raw, base, sweep: SweepSection, plan: dict[str, int], config_path) -> None:
-    """``sweep.json``: what this folder holds; a different sweep in the same folder is refused."""
+def _manifest(storage: SweepStorage, raw, base, sweep: SweepSection, plan: dict[str, int], config_path) -> dict:
+    """``sweep.json``'s content: what this folder holds; a different sweep in the same folder is refused."""
     from mia_kd.trial import prepare_key
 
-    path = root / MANIFEST
     key = prepare_key(base)
-    if path.is_file():
+    text = storage.read_text(MANIFEST)
+    if text is not None:
         try:
-            old = json.loads(path.read_text())
+            old = json.loads(text)
         except json.JSONDecodeError:
-            raise ConfigError(f"{path} is not valid JSON; restore it or use another --out") from None
+            raise ConfigError(f"{storage.url(MANIFEST)} is not valid JSON; restore it or use another --out") from None
         if old.get("sweep_id") != base.sweep_id or old.get("prepare_key") != key:
             raise ConfigError(
-                f"--out {str(root)!r} holds sweep {old.get('sweep_id')!r} with a different data/teacher setup; "
+                f"--out {storage.out!r} holds sweep {old.get('sweep_id')!r} with a different data/teacher setup; "
                 "use another --out (or the same config) to resume"
             )
         started = old.get("started_at")
     else:
         started = datetime.now(UTC).isoformat()
-    root.mkdir(parents=True, exist_ok=True)
-    manifest = {
+    return {
         "sweep_id": base.sweep_id, "prepare_key": key, "config_path": str(config_path), "started_at": started,
         "plan": plan, "sweep": sweep.model_dump(mode="json"), "config": raw,
     }
-    tmp = root / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, default=str))
-    tmp.replace(path)

@@ -24,18 +24,25 @@ class SweepStatus:
 
 
 def sweep_status(out: str | Path) -> SweepStatus:
-    root = Path(out)
-    manifest_path = root / "sweep.json"
-    if not manifest_path.is_file():
-        raise UserError(f"{str(root)!r} has no sweep.json: is it the --out folder of a mia-kd sweep?")
+    """Status of the sweep in ``out`` (a folder or a URL, as given to ``mia-kd sweep --out``)."""
+    from mia_kd.errors import ConfigError
+    from mia_kd.sweep.storage import MANIFEST, SweepStorage
+
     try:
-        manifest = json.loads(manifest_path.read_text())
+        storage = SweepStorage.parse(str(out))
+    except ConfigError as exc:
+        raise UserError(str(exc).replace("--out", "the sweep folder", 1)) from None
+    text = storage.read_text(MANIFEST)
+    if text is None:
+        raise UserError(f"{str(out)!r} has no {MANIFEST}: is it the --out folder of a mia-kd sweep?")
+    try:
+        manifest = json.loads(text)
     except json.JSONDecodeError:
-        raise UserError(f"{manifest_path} is not valid JSON; the sweep folder is damaged") from None
+        raise UserError(f"{storage.url(MANIFEST)} is not valid JSON; the sweep folder is damaged") from None
     sweep_id, plan = manifest["sweep_id"], manifest["plan"]
     trials = (
-        read_table(str(root), "trials", sweep_id=sweep_id).to_pandas()
-        if (root / "trials").is_dir() else pd.DataFrame(columns=["method", "status", "trial_id"])
+        read_table(storage.out, "trials", sweep_id=sweep_id).to_pandas()
+        if storage.exists("trials") else pd.DataFrame(columns=["method", "status", "trial_id"])
     )
     counts = []
     for method, planned in plan.items():

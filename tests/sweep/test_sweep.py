@@ -151,3 +151,30 @@ def test_sigkill_of_the_driver_then_rerun_completes_exactly_once(sweep_file, tmp
         complete = {t.number for t in study.trials if t.state == TrialState.COMPLETE}
         stored = trials[trials["method"].astype(str) == method]
         assert set(stored["optuna_trial"].astype(int)) == complete
+
+
+def test_a_url_out_keeps_results_students_and_journal_there(ray_session, sweep_file, tmp_path, monkeypatch):
+    """``file://`` goes through the same code as ``s3://``: pyarrow filesystem writes, students uploaded, the
+    journal kept beside the driver and copied to the store; a rerun fetches it back and runs nothing."""
+    from mia_kd.sweep.runner import run_sweep
+    from mia_kd.sweep.status import sweep_status
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the driver's journal work folder
+    out = tmp_path / "bucket" / "sweep"
+    url = f"file://{out}"
+    path = sweep_file({"methods": {"temperature": {}}, "trials_per_method": 2, "max_concurrent": 2,
+                       "save_students": "all"})
+    outcome = run_sweep(path, out=url)
+    assert outcome.out == url and outcome.completed == 2
+    trials = read_table(url, "trials").to_pandas()
+    assert len(trials) == 2 and (trials["status"] == "completed").all()
+    for trial_id in trials["trial_id"]:
+        assert (out / "students" / trial_id / "model.safetensors").is_file()
+    assert (out / "sweep.json").is_file() and (out / "tune").is_dir()
+    journal = out / "optuna" / "journal.log"
+    assert journal.is_file() and journal.read_bytes() == outcome.journal.read_bytes()
+    assert sweep_status(url).per_method.set_index("method").at["temperature", "completed"] == 2
+
+    shutil.rmtree(tmp_path / "home")  # another machine: the journal comes back from the store
+    again = run_sweep(path, out=url)
+    assert again.ran == 0 and again.journal.read_bytes() == journal.read_bytes()

@@ -1,0 +1,192 @@
+"""A real 2-node Ray cluster on loopback: `ray job submit` a CI-sized sweep, trials land from both nodes;
+then again with the worker node killed mid-sweep, and every trial is still there exactly once.
+
+The commands are the ones cluster/README.md gives (`ray start --head`, `ray start --address`,
+`ray job submit --working-dir . -- mia-kd sweep ...`). Every process the test starts is ended by PID (the
+Ray processes are found by their own temp dirs), also when it fails: never `ray stop`, which would end
+every Ray instance on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from mia_kd.store import read_table
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pids_using(path: str) -> list[int]:
+    """Processes whose command line names ``path`` (a node's own temp dir)."""
+    return [int(e.name) for e in Path("/proc").iterdir()
+            if e.name.isdigit() and int(e.name) != os.getpid() and path in _cmdline(int(e.name))]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _kill(pids: list[int], process_tools) -> None:
+    for pid in pids:
+        process_tools["kill_tree"](pid)
+
+
+class Cluster:
+    """Head (1 CPU) + worker (1 CPU, custom resource ``worker_node``), each with its own short temp dir."""
+
+    def __init__(self, process_tools) -> None:
+        self.tools = process_tools
+        self.head_tmp = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: socket paths must fit in 107 bytes
+        self.worker_tmp = tempfile.mkdtemp(prefix="rw", dir="/tmp")
+        self.port, self.dashboard = _free_port(), _free_port()
+        # Ray 2.60 clusters use token authentication: every node and client reads the cluster's token.
+        token = Path(self.head_tmp) / "auth_token"
+        token.write_text(secrets.token_hex(32))
+        self.env = {
+            **os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
+            # Declare a killed node dead after about 3 s instead of Ray's default 30 s or so.
+            "RAY_health_check_initial_delay_ms": "1000", "RAY_health_check_period_ms": "1000",
+            "RAY_health_check_timeout_ms": "1000", "RAY_health_check_failure_threshold": "3",
+        }
+
+    def ray(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / "ray"), *args], env=self.env, capture_output=True, text=True,
+                              timeout=timeout, check=check, cwd=REPO)
+
+    def start(self) -> None:
+        self.ray("start", "--head", f"--port={self.port}", f"--temp-dir={self.head_tmp}", "--num-cpus=1",
+                 "--num-gpus=0", "--node-ip-address=127.0.0.1", "--include-dashboard=true",
+                 "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard}", "--disable-usage-stats")
+        self.start_worker()
+
+    def start_worker(self) -> None:
+        self.ray("start", f"--address=127.0.0.1:{self.port}", f"--temp-dir={self.worker_tmp}", "--num-cpus=1",
+                 "--num-gpus=0", "--node-ip-address=127.0.0.1", '--resources={"worker_node": 1}')
+
+    def worker_processes(self) -> list[int]:
+        """The worker node's Ray processes and their children (Ray workers retitle themselves ``ray::...``)."""
+        roots = _pids_using(self.worker_tmp)
+        return roots + [child for pid in roots for child in self.tools["descendants"](pid)]
+
+    def kill_worker(self) -> None:
+        _kill(_pids_using(self.worker_tmp), self.tools)
+
+    def submit(self, *sweep_args: str, wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
+        cmd = [str(BIN / "ray"), "job", "submit", f"--address=http://127.0.0.1:{self.dashboard}", "--working-dir",
+               ".", "--", "mia-kd", "sweep", *sweep_args, "-q"]
+        if wait:
+            return subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=900, cwd=REPO)
+        return subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                cwd=REPO, start_new_session=True)
+
+    def stop(self) -> None:
+        for path in (self.worker_tmp, self.head_tmp):
+            _kill(_pids_using(path), self.tools)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster(process_tools):
+    c = Cluster(process_tools)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+def job_sweep(tmp_path, ci_raw):
+    """A CI-sized sweep: `none` + 3 `temperature` trials, one CPU each, two at a time (one per node)."""
+    path = tmp_path / "cluster_sweep.yaml"
+    path.write_text(yaml.safe_dump({**ci_raw, "sweep": {
+        "methods": {"none": {}, "temperature": {}}, "trials_per_method": 3, "max_concurrent": 2,
+        "resources": {"cpu": 1}, "save_students": "none", "max_failures": 2,
+    }}))
+    return path
+
+
+def _trials(out: Path) -> pd.DataFrame:
+    return read_table(str(out), "trials").to_pandas()
+
+
+def _nodes(cluster: Cluster) -> dict[str, str]:
+    """node id -> 'head' | 'worker', from `ray list nodes`."""
+    listed = cluster.ray("list", "nodes", "--format=json", f"--address=http://127.0.0.1:{cluster.dashboard}")
+    nodes = json.loads(listed.stdout)
+    return {n["node_id"]: ("head" if n["is_head_node"] else "worker") for n in nodes}
+
+
+def test_job_submit_runs_trials_on_both_nodes(cluster, job_sweep, tmp_path):
+    out = tmp_path / "out"
+    refused = cluster.submit(str(job_sweep), "--out", str(out))
+    assert refused.returncode != 0
+    assert "is a local path and this Ray cluster has 2 nodes" in refused.stdout + refused.stderr
+    assert not out.exists(), "the refusal must come before anything is written"
+
+    done = cluster.submit(str(job_sweep), "--out", str(out), "--allow-local-out")
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    trials = _trials(out)
+    assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["status"] == "completed").all()
+    roles = _nodes(cluster)
+    ran_on = {roles.get(node) for node in trials["node_id"]}
+    assert ran_on == {"head", "worker"}, f"trials ran on {ran_on}"
+    assert (out / "optuna" / "journal.log").is_file() and (out / "sweep.json").is_file()
+
+
+def test_a_killed_worker_node_loses_no_trial(cluster, job_sweep, tmp_path):
+    out = tmp_path / "out"
+    job = cluster.submit(str(job_sweep), "--out", str(out), "--allow-local-out", wait=False)
+    try:
+        deadline = time.monotonic() + 300
+        worker = None
+        while time.monotonic() < deadline and job.poll() is None and worker is None:
+            # Kill the worker node while one of its trials runs: its Tune actor is up once it logs a trial.
+            busy = [p for p in cluster.worker_processes() if "ImplicitFunc" in _cmdline(p)]
+            if busy:
+                time.sleep(3)  # inside the trial, not at its start
+                worker = busy
+                cluster.kill_worker()
+            time.sleep(0.5)
+        assert worker, "no trial reached the worker node"
+        output, _ = job.communicate(timeout=900)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode == 0, output[-3000:]
+    trials = _trials(out)
+    assert len(trials) == 4 and trials["trial_id"].is_unique, trials[["trial_id", "status"]]
+    assert (trials["status"] == "completed").all(), trials[["trial_id", "status", "error"]]
+    # The trial that was on the dead node failed once and ran again; nothing it wrote half-way shows.
+    state = next((out / "tune").glob("*/experiment_state-*.json")).read_text()
+    assert sum(int(n) for n in re.findall(r'num_failures\\": (\d+)', state)) >= 1
+    records = read_table(str(out), "records").to_pandas()
+    assert set(records["trial_id"]) == set(trials["trial_id"])

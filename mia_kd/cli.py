@@ -128,6 +128,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(func=_cmd_report)
 
+    validate = sub.add_parser(
+        "validate", help="check a trial or sweep config completely, without downloading or training",
+        description="Checks names, ranges, data files and local pretrained models (causal LM, shared vocabulary) "
+        "and prints the resolved config. Hub ids are listed as not checked.",
+    )
+    validate.add_argument("config", help="YAML trial or sweep config")
+    validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a config value (repeatable)")
+    _verbosity(validate)
+    validate.set_defaults(func=_cmd_validate)
+
     methods = sub.add_parser(
         "methods", help="list the privacy-preserving distillation methods",
         description="Privacy methods with their hook, strength range, neutral value and stages.",
@@ -258,6 +269,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from mia_kd.analysis import commands
 
     return _show(commands.report(args.dir, sweep_id=args.sweep_id, out=args.out))
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from mia_kd.validate import validate
+
+    print(validate(args.config, args.overrides))
+    return 0
 
 
 def _cmd_methods(args: argparse.Namespace) -> int:

@@ -29,10 +29,16 @@ class DataConfig(_Strict):
         "python-docs",
         description="record source: a name (python-docs) or a mapping {name: files, hf or python-docs, ...options}",
     )
+    membership: Literal["finetune", "pretraining"] = Field(
+        "finetune",
+        description="finetune: the teacher is trained (or fine-tuned) on members drawn from source, so membership "
+        "is exact; pretraining: source holds the teacher's training records and nonmember_source records it "
+        "never saw (e.g. MIMIR, WikiMIA), the teacher is used as is",
+    )
     nonmember_source: str | dict[str, Any] | None = Field(
         None,
-        description="draw non-members from a different source (a shifted split: refused by the blind "
-        "check unless allow_shifted_split is true)",
+        description="non-members from another source: required with membership pretraining (non-members, utility "
+        "and public come from it); with finetune a shifted split, refused by the blind check unless allowed",
     )
     members: int = Field(1000, ge=2, description="member records (teacher training and transfer set)")
     nonmembers: int = Field(1000, ge=2, description="non-member records (the attacks' negatives)")
@@ -61,7 +67,11 @@ class TokenizerConfig(_Strict):
         None, description="Hugging Face id or local folder of a tokenizer; null trains a byte-level BPE on public"
     )
     vocab_size: int = Field(2048, ge=260, le=262144, description="vocabulary size of the trained BPE")
-    max_length: int = Field(128, ge=4, description="tokens per record (longer records are truncated and counted)")
+    max_length: int | None = Field(
+        128, ge=4,
+        description="tokens per record (longer records are cut and counted); null keeps whole records: those longer "
+        "than the model's context are scored with a sliding window (counted) and cut for training",
+    )
 
 
 class TrainConfig(_Strict):
@@ -228,6 +238,24 @@ class TrialConfig(_Strict):
                 f"privacy.vulnerability_attack: got {self.privacy.vulnerability_attack!r}, "
                 f"must be one of the configured attacks: {', '.join(names)}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _models_and_membership(self) -> TrialConfig:
+        pretrained = [m.pretrained for m in (self.teacher, self.student) if m.pretrained is not None]
+        if pretrained and self.tokenizer.pretrained is None:
+            # A pretrained model comes with its vocabulary: a BPE trained here would not match its embeddings.
+            object.__setattr__(self, "tokenizer", self.tokenizer.model_copy(update={"pretrained": pretrained[0]}))
+        if self.data.membership == "pretraining":
+            if self.data.nonmember_source is None:
+                raise ValueError(
+                    "data.nonmember_source: missing; membership pretraining needs the records the teacher never saw"
+                )
+            if self.teacher.pretrained is None or self.teacher.train.epochs != 0:
+                raise ValueError(
+                    "teacher: membership pretraining uses a pretrained teacher as is: set teacher.pretrained and "
+                    "teacher.train.epochs: 0 (to train the teacher on members yourself, use membership finetune)"
+                )
         return self
 
     def config_hash(self) -> str:

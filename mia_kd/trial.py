@@ -33,7 +33,8 @@ from mia_kd.attacks.zlib import zlib_bytes
 from mia_kd.config import TrainConfig, TrialConfig
 from mia_kd.distill.loss import lm_loss
 from mia_kd.distill.trainer import distill
-from mia_kd.models.build import build_model
+from mia_kd.models.build import build_model, context_length
+from mia_kd.models.pretrained import check_shared_vocabulary, pretrained_roles
 from mia_kd.models.cache import (
     ModelCache,
     cache_key,
@@ -177,6 +178,7 @@ def prepare(config: TrialConfig) -> Prepared:
         split, blind, shifted = prepare_split(config)
         public_texts = [r.text for r in split.public]
         tokenizer = build_tokenizer(config.tokenizer, public_texts)
+        check_shared_vocabulary(tokenizer, pretrained_roles(config))
         pad_id = tokenizer.pad_token_id
         attack_records = [*split.members_calib, *split.nonmembers_calib, *split.members_eval, *split.nonmembers_eval]
         labels = np.array(
@@ -193,7 +195,7 @@ def prepare(config: TrialConfig) -> Prepared:
         utility_rows, t4 = encode(tokenizer, [r.text for r in split.utility], max_length=max_len)
         n_truncated = t1 + t3 + t4
         if n_truncated:
-            log.warning("%d records were longer than tokenizer.max_length=%d tokens and were cut", n_truncated, max_len)
+            log.warning("%d records were longer than tokenizer.max_length=%s tokens and were cut", n_truncated, max_len)
 
     specs = list(config.attacks)
     needs = set().union(*(ATTACKS.get(s.name).needs for s in specs))
@@ -350,6 +352,8 @@ def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None
         "n_utility": len(p.split.utility),
         "n_public": len(p.split.public),
         "n_truncated": p.n_truncated,
+        "n_windowed": max(p.scoring.n_windowed(p.teacher), p.scoring.n_windowed(student)),
+        "membership": config.data.membership,
         "teacher_cache_hit": p.teacher_hit,
         "reference_cache_hit": p.reference_hit,
         "teacher_key": p.teacher_key,
@@ -391,11 +395,17 @@ def prepare_split(config: TrialConfig) -> tuple[mdata.Split, mdata.BlindCheck, b
         split = mdata.split_records(records, sizes, seed=config.seed)
     else:
         other, other_texts = mdata.load_texts(dcfg.nonmember_source)
-        split = mdata.split_shifted(records, mdata.make_records(other_texts, other), sizes, seed=config.seed)
+        divide = mdata.split_labelled if dcfg.membership == "pretraining" else mdata.split_shifted
+        split = divide(records, mdata.make_records(other_texts, other), sizes, seed=config.seed)
     log.info("split %s", split.summary())
     blind = mdata.blind_check(split, seed=config.seed, n_bootstrap=dcfg.blind_check_bootstrap)
+    # Given splits (pretraining) are often separable without a model: the verdict is always shown.
+    log.log(
+        logging.WARNING if not blind.passed else logging.INFO,
+        "blind check: bag-of-words AUC %.3f (95%% CI %.3f–%.3f): %s", blind.auc, blind.auc_low, blind.auc_high,
+        "members and non-members are separable without a model" if not blind.passed else "no signal without a model",
+    )
     mdata.require_iid(blind, allow_shifted=dcfg.allow_shifted_split)
-    log.info("blind check: bag-of-words AUC %.3f (95%% CI %.3f–%.3f)", blind.auc, blind.auc_low, blind.auc_high)
     return split, blind, not blind.passed
 
 
@@ -447,8 +457,13 @@ class _Scoring:
     def stats(self, model: PreTrainedModel, rows, **kwargs) -> TokenStats:
         return score(
             model, rows, pad_id=self.pad_id, batch_size=self.config.runtime.score_batch_size, device=self.device,
-            **kwargs,
+            context=context_length(model), **kwargs,
         )
+
+    def n_windowed(self, model: PreTrainedModel) -> int:
+        """Records (attack and utility) longer than ``model``'s context: scored with a sliding window."""
+        context = context_length(model)
+        return 0 if context is None else sum(len(row) > context for row in [*self.rows, *self.utility_rows])
 
     def model(self, model: PreTrainedModel, reference: TokenStats | None, transform=None) -> _Scored:
         """One pass per record set: plain (with moments if needed), lowercased, prefixed; and utility.

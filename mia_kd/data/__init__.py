@@ -10,7 +10,7 @@ Typical use::
 from mia_kd.data._blind import BlindCheck, blind_check, require_iid
 from mia_kd.data._load import SourceSpec, load_texts, resolve_source, validate_source
 from mia_kd.data._record import Record, clean_text, make_records, record_id
-from mia_kd.data._split import Split, SplitSizes, split_records, split_shifted
+from mia_kd.data._split import Split, SplitSizes, split_labelled, split_records, split_shifted
 from mia_kd.data.sources import SOURCES, Source, SourceOptions
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "require_iid",
     "resolve_source",
     "split_records",
+    "split_labelled",
     "split_shifted",
     "validate_source",
 ]

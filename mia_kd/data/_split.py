@@ -165,3 +165,30 @@ def split_shifted(
     nonmembers = _shuffled(others, nonmember_rng)[: sizes.nonmembers]
     return Split(*_folds(members, sizes.calib_fraction), *_folds(nonmembers, sizes.calib_fraction),
                  tuple(utility), tuple(public), shifted=True)
+
+
+def split_labelled(
+    member_records: Sequence[Record], nonmember_records: Sequence[Record], sizes: SplitSizes, *, seed: int
+) -> Split:
+    """A split whose membership the user gives (membership ``pretraining``: the teacher trained on
+    ``member_records`` and never saw ``nonmember_records``).
+
+    Members come from ``member_records``; non-members, utility and public from ``nonmember_records`` (after
+    dropping every text also in the member pool), since records the teacher saw must not measure its task
+    loss or train the reference model. Whether the two are IID is the blind check's call, not assumed.
+    """
+    pool = _dedupe(member_records)
+    pool_texts = {record.text for record in pool}
+    others = [record for record in _dedupe(nonmember_records) if record.text not in pool_texts]
+    if len(pool) < sizes.members:
+        raise _too_few("the member source", {"members": sizes.members}, len(pool))
+    other_asked = {"nonmembers": sizes.nonmembers, "utility": sizes.utility, "public": sizes.public}
+    if len(others) < sum(other_asked.values()):
+        raise _too_few("the non-member source", other_asked, len(others))
+    member_rng, nonmember_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    members = _shuffled(pool, member_rng)[: sizes.members]
+    bounds = np.cumsum([0, *other_asked.values()])
+    shuffled = _shuffled(others, nonmember_rng)
+    nonmembers, utility, public = (shuffled[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
+    return Split(*_folds(members, sizes.calib_fraction), *_folds(nonmembers, sizes.calib_fraction),
+                 tuple(utility), tuple(public))

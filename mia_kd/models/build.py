@@ -10,6 +10,8 @@ from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreT
 from mia_kd.config import ModelConfig
 from mia_kd.errors import ConfigError
 from mia_kd.models.hub import load_pretrained
+from mia_kd.models.pretrained import check_causal
+from mia_kd.models.pretrained import model_config as pretrained_config
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +23,7 @@ def build_model(config: ModelConfig, tokenizer: PreTrainedTokenizerBase, *, seed
     special tokens, weights initialised under ``torch.manual_seed(seed)``.
     """
     if config.pretrained is not None:
+        pretrained_config(config.pretrained, what=f"{role} model", trust_remote_code=config.trust_remote_code)
         model = load_pretrained(
             AutoModelForCausalLM.from_pretrained,
             config.pretrained,
@@ -29,6 +32,7 @@ def build_model(config: ModelConfig, tokenizer: PreTrainedTokenizerBase, *, seed
             dtype=torch.float32,
         )
         return model
+    check_causal(config.model_type, what=f"{role}.model_type")
     special = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     try:
         model_config = AutoConfig.for_model(

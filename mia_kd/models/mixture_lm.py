@@ -13,6 +13,7 @@ from mia_kd.analysis.mixture import check_weights
 from mia_kd.errors import UserError
 from mia_kd.models.batching import bucketed_batches, pad
 from mia_kd.models.build import context_length
+from mia_kd.models.scoring import windows
 from mia_kd.models.tokenizer import encode
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ class MixtureLM(torch.nn.Module):
     ``models[m]``'s logits pass through ``transforms[m]`` (its serve-stage transform, or None) before its
     log-softmax; the mixture is ``logsumexp_m(log w_m + log_softmax_m)``. ``max_length`` is the token
     budget per text in :meth:`token_logprobs` (the sweep's ``tokenizer.max_length``, so the ids match the
-    stored records); None means the members' context length.
+    stored records); None cuts nothing (texts longer than the context are windowed).
     """
 
     def __init__(
@@ -46,7 +47,7 @@ class MixtureLM(torch.nn.Module):
         self.transforms = list(transforms) if transforms is not None else [None] * len(models)
         self.trial_ids = list(trial_ids) if trial_ids is not None else [str(i) for i in range(len(models))]
         self.context = min((n for n in map(context_length, models) if n is not None), default=None)
-        self.max_length = max_length or self.context or 10**9
+        self.max_length = max_length  # None: texts are not cut (long ones are windowed)
         self.eval()
 
     @property
@@ -83,21 +84,24 @@ class MixtureLM(torch.nn.Module):
     def token_logprobs(self, texts: Sequence[str], *, batch_size: int = 32) -> list[np.ndarray]:
         """Per text, ``(n_tokens,)`` float32 log-prob of each observed token under the mixture.
 
-        Texts are encoded as the scorer's records are (:func:`mia_kd.models.tokenizer.encode`: the
-        begin-of-text token first, every text token predicted, cut at ``max_length`` tokens).
+        Texts are encoded and windowed as the scorer's records are (:func:`mia_kd.models.tokenizer.encode`:
+        the begin-of-text token first, every text token predicted, cut at ``max_length`` tokens if set;
+        texts longer than the context scored with :func:`mia_kd.models.scoring.windows`).
         """
         rows, cut = encode(self.tokenizer, texts, max_length=self.max_length)
         if cut:
             log.warning("%d texts were longer than %d tokens and were cut", cut, self.max_length)
-        out: list[np.ndarray] = [np.empty(0, np.float32)] * len(rows)
-        for batch in bucketed_batches([len(row) for row in rows], batch_size):
-            ids, mask = pad([rows[i] for i in batch], pad_id=self.pad_id)
+        pieces = [(i, keep, piece) for i, row in enumerate(rows) for keep, piece in windows(row, self.context)]
+        parts: list[list[tuple[int, np.ndarray]]] = [[] for _ in rows]
+        for batch in bucketed_batches([len(piece) for _, _, piece in pieces], batch_size):
+            ids, mask = pad([pieces[k][2] for k in batch], pad_id=self.pad_id)
             ids, mask = ids.to(self.device), mask.to(self.device)
             logp = self(ids, mask)[:, :-1]
             observed = logp.gather(-1, ids[:, 1:, None]).squeeze(-1).cpu().numpy()
-            for j, i in enumerate(batch):
-                out[i] = observed[j, : len(rows[i]) - 1].astype(np.float32)
-        return out
+            for j, k in enumerate(batch):
+                i, keep, piece = pieces[k]
+                parts[i].append((k, observed[j, keep : len(piece) - 1]))
+        return [np.concatenate([p for _, p in sorted(part, key=lambda x: x[0])]).astype(np.float32) for part in parts]
 
     @torch.inference_mode()
     def generate(

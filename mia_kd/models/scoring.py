@@ -29,12 +29,17 @@ def score(
     moments: bool = False,
     prefix: Sequence[int] | None = None,
     transform: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    context: int | None = None,
 ) -> TokenStats:
     """Statistics of ``model`` on token id ``rows`` (each starting with the begin-of-text token).
 
     With ``prefix`` (ReCaLL), each row is scored as ``prefix + row[1:]`` and statistics cover the row's
     own tokens only, so they align one to one with the plain pass. Results are in the order of ``rows``
     and do not depend on ``batch_size`` or on that order (right padding, causal attention).
+
+    A row longer than ``context`` tokens (the model's positions) is scored with a sliding window: windows
+    of ``context`` tokens every ``context // 2``, each token scored once, in the first window that has it
+    with at least half a context of history (:func:`windows`). Nothing is cut.
 
     ``transform(logits, input_ids, mask)`` (a privacy method at serve stage) changes the model's
     ``(batch, seq, vocab)`` logits before anything is computed from them.
@@ -43,36 +48,58 @@ def score(
     if prefix is not None:
         rows = [[*prefix, *row[1:]] for row in rows]
     skip = len(prefix) - 1 if prefix is not None else 0  # predictions of prefix tokens are not the record's
-    logprobs: list[np.ndarray] = [np.empty(0, np.float32)] * len(rows)
-    means: list[np.ndarray] = [np.empty(0, np.float32)] * len(rows)
-    stds: list[np.ndarray] = [np.empty(0, np.float32)] * len(rows)
-    for batch in bucketed_batches([len(row) for row in rows], batch_size):
-        ids, mask = pad([rows[i] for i in batch], pad_id=pad_id)
+    # Pieces: (row, offset of the first kept prediction in the piece, the piece's token ids).
+    pieces = [(i, keep, piece) for i, row in enumerate(rows) for keep, piece in windows(row, context)]
+    parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in rows]
+    for batch in bucketed_batches([len(piece) for _, _, piece in pieces], batch_size):
+        ids, mask = pad([pieces[k][2] for k in batch], pad_id=pad_id)
         ids, mask = ids.to(device), mask.to(device)
         logits = model(input_ids=ids, attention_mask=mask).logits
         if transform is not None:
             logits = transform(logits, ids, mask)
         logits = logits[:, :-1, :].float()
         logp = torch.log_softmax(logits, dim=-1)  # (batch, seq - 1, vocab)
-        observed = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (batch, seq - 1)
+        observed = logp.gather(-1, ids[:, 1:, None]).squeeze(-1).cpu().numpy()  # (batch, seq - 1)
         if moments:
             p = logp.exp()
             mu = (p * logp).sum(-1)
             # The centred form: E[logp²] − μ² cancels catastrophically in float32.
             sigma = (p * (logp - mu[..., None]).square()).sum(-1).sqrt()
             mu, sigma = mu.cpu().numpy(), sigma.cpu().numpy()
-        observed = observed.cpu().numpy()
-        for j, i in enumerate(batch):
-            end = len(rows[i]) - 1
-            logprobs[i] = observed[j, skip:end].astype(np.float32)
-            if moments:
-                means[i] = mu[j, skip:end].astype(np.float32)
-                stds[i] = sigma[j, skip:end].astype(np.float32)
+        for j, k in enumerate(batch):
+            i, keep, piece = pieces[k]
+            span = slice(keep, len(piece) - 1)
+            parts[i].append((k, observed[j, span], *((mu[j, span], sigma[j, span]) if moments else ())))
+    stats = []
+    for i in range(len(rows)):
+        ordered = [part[1:] for part in sorted(parts[i], key=lambda part: part[0])]  # pieces in row order
+        stats.append([np.concatenate(column)[skip:].astype(np.float32) for column in zip(*ordered, strict=True)])
     return TokenStats(
-        logprobs=tuple(logprobs),
-        mean=tuple(means) if moments else None,
-        std=tuple(stds) if moments else None,
+        logprobs=tuple(s[0] for s in stats),
+        mean=tuple(s[1] for s in stats) if moments else None,
+        std=tuple(s[2] for s in stats) if moments else None,
     )
+
+
+def windows(row: Sequence[int], context: int | None) -> list[tuple[int, list[int]]]:
+    """``row`` as ``(keep, piece)`` pieces of at most ``context`` tokens whose kept predictions, pieced
+    together in order, predict every token of ``row`` after the first exactly once.
+
+    ``keep`` is the index of the first prediction of ``piece`` to keep (prediction ``t`` of a piece is of
+    its token ``t + 1``). One piece when the row fits; otherwise windows start every ``context // 2`` tokens,
+    and each keeps only the predictions the previous window did not make.
+    """
+    row = list(row)
+    if context is None or len(row) <= context:
+        return [(0, row)]
+    stride = max(1, context // 2)
+    pieces, done, start = [], 1, 0  # ``done``: the first token of ``row`` not yet predicted
+    while done < len(row):
+        piece = row[start : start + context]
+        pieces.append((done - start - 1, piece))
+        done = start + len(piece)
+        start += stride
+    return pieces
 
 
 def task_loss(stats: TokenStats) -> float:

@@ -47,17 +47,19 @@ def train_bpe(texts: Sequence[str], *, vocab_size: int) -> PreTrainedTokenizerFa
     )
 
 
-def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, max_length: int) -> tuple[list[list[int]], int]:
+def encode(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, max_length: int | None
+) -> tuple[list[list[int]], int]:
     """Token ids per text, each starting with the begin-of-text token so that every text token is predicted.
 
-    Returns ``(ids, n_truncated)``: texts longer than ``max_length`` tokens are cut and counted.
+    Returns ``(ids, n_truncated)``: texts longer than ``max_length`` tokens are cut and counted (None: none).
     """
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     ids, truncated = [], 0
     for row in encoded:
         row = [start, *row]
-        if len(row) > max_length:
+        if max_length is not None and len(row) > max_length:
             row = row[:max_length]
             truncated += 1
         ids.append(row)

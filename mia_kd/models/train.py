@@ -91,6 +91,12 @@ def fit(
     gradients and optimiser state stay fp32.
     """
     model.to(device).train()
+    context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    if context is not None and any(len(row) > context for row in rows):
+        # Training sees at most a context of tokens per record; scoring windows the rest.
+        log.info("%s: %d records longer than the context (%d tokens) are cut for training", desc,
+                 sum(len(row) > context for row in rows), context)
+        rows = [row[:context] for row in rows]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     lengths = [len(row) for row in rows]

@@ -51,7 +51,9 @@ TRIALS = pa.schema(
         ("n_nonmembers", pa.int64()),
         ("n_utility", pa.int64()),
         ("n_public", pa.int64()),
-        ("n_truncated", pa.int64()),
+        ("n_truncated", pa.int64()),  # records cut at tokenizer.max_length
+        ("n_windowed", pa.int64()),  # records longer than a model's context, scored with a sliding window
+        ("membership", pa.string()),  # finetune | pretraining (data.membership)
         ("teacher_cache_hit", pa.bool_()),
         ("reference_cache_hit", pa.bool_()),
         ("teacher_key", pa.string()),

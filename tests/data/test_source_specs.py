@@ -28,7 +28,7 @@ def test_valid_specs_validate_without_reading(spec: object) -> None:
          "allowed: files, hf, python-docs"),
         ({"path": "x"}, "data.source.name: missing; allowed: files, hf, python-docs"),
         ({"name": "files", "pth": "x.txt"},
-         "data.source: unknown option 'pth' for source 'files'; allowed: format, path, text_column"),
+         "data.source: unknown option 'pth' for source 'files'; allowed: format, path, text_column, where"),
         ({"name": "files"}, "data.source.path: missing; source 'files' needs it"),
         ({"name": "files", "path": "x", "format": "xml"},
          "data.source.format: Input should be 'auto', 'txt', 'jsonl', 'json', 'csv' or 'parquet'; got 'xml'"),

@@ -95,3 +95,23 @@ def test_shifted_split_draws_nonmembers_from_second_source() -> None:
 def test_shifted_split_too_few_nonmembers() -> None:
     with pytest.raises(DataError, match=r"^data: the non-member source has 29 distinct records"):
         split_shifted(pool(80, "a"), pool(29, "b"), SIZES, seed=0)
+
+
+def test_labelled_split_takes_members_from_one_source_and_everything_else_from_the_other() -> None:
+    from mia_kd.data import split_labelled
+
+    members = make_records([f"member record number {i}" for i in range(30)], "m")
+    others = make_records([f"never seen record {i}" for i in range(60)] + ["member record number 3"], "n")
+    sizes = SplitSizes(members=20, nonmembers=20, utility=10, public=15)
+    split = split_labelled(members, others, sizes, seed=1)
+    member_texts = {r.text for r in members}
+    assert len(split.members) == 20 and {r.text for r in split.members} <= member_texts
+    rest = [*split.nonmembers, *split.utility, *split.public]
+    assert len(rest) == 45 and len({r.record_id for r in rest}) == 45  # disjoint
+    assert not {r.text for r in rest} & member_texts  # a text in both sources is a member only
+    assert not split.shifted  # the blind check decides, not the construction
+    assert split_labelled(members, others, sizes, seed=1).fingerprint() == split.fingerprint()
+    with pytest.raises(DataError, match="the non-member source"):
+        split_labelled(members, others[:40], sizes, seed=1)
+    with pytest.raises(DataError, match="the member source"):
+        split_labelled(members[:10], others, sizes, seed=1)

@@ -67,3 +67,38 @@ def test_task_loss_is_token_weighted_negative_mean_logprob(model, rows):
     stats = _score(model, rows, batch_size=8)
     flat = np.concatenate(stats.logprobs).astype(np.float64)
     assert task_loss(stats) == pytest.approx(-flat.mean(), rel=1e-9)
+
+
+@pytest.mark.parametrize("context", [2, 3, 8, 9, 16])
+def test_windows_predict_every_token_once_within_the_context(context):
+    from mia_kd.models.scoring import windows
+
+    for n in range(1, 60):
+        row = list(range(n))
+        pieces = windows(row, context)
+        predicted = [token for keep, piece in pieces for token in piece[keep + 1 :]]
+        assert predicted == row[1:]
+        assert all(len(piece) <= context for _, piece in pieces)
+        assert all(piece == row[row.index(piece[0]) : row.index(piece[0]) + len(piece)] for _, piece in pieces)
+        if n <= context:
+            assert pieces == [(0, row)]
+
+
+def test_long_rows_are_scored_with_a_sliding_window_not_cut(model, rows):
+    long_rows = [row * 5 for row in rows[:6]]  # up to 150 tokens; the model has 64 positions
+    stats = _score(model, long_rows, batch_size=4, moments=True, context=64)
+    for row, lp, mu in zip(long_rows, stats.logprobs, stats.mean, strict=True):
+        assert lp.shape == mu.shape == (len(row) - 1,)
+        assert np.isfinite(lp).all()
+    # The first window is the row's own beginning: those tokens score as they would alone.
+    head = _score(model, [row[:64] for row in long_rows], batch_size=4, context=64)
+    for lp, first in zip(stats.logprobs, head.logprobs, strict=True):
+        np.testing.assert_allclose(lp[:63], first, atol=1e-5)
+    # Rows that fit are unaffected by the context argument, and the result does not depend on batching.
+    np.testing.assert_allclose(
+        np.concatenate(_score(model, rows, batch_size=16, context=64).logprobs),
+        np.concatenate(_score(model, rows, batch_size=16).logprobs),
+    )
+    single = _score(model, long_rows, batch_size=1, context=64)
+    for a, b in zip(single.logprobs, stats.logprobs, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)

@@ -48,15 +48,25 @@ def load_split(
         return load(directory)
 
 
-def text_column(dataset: Any, column: str, what: str, key: str) -> list[str]:
+def text_column(dataset: Any, column: str, what: str, key: str, where: dict[str, Any] | None = None) -> list[str]:
     """The values of ``column`` as strings (a missing value becomes ``""``); errors name ``key``.
 
-    ``dataset`` is a ``datasets.Dataset``; ``key`` is the config key of the column option.
+    ``dataset`` is a ``datasets.Dataset``; ``key`` is the config key of the column option. ``where``
+    ``{column: value}`` keeps only the rows whose columns equal those values (e.g. ``{label: 1}``).
     """
     names = list(dataset.column_names)
-    if column not in names:
-        raise DataError(f"{key}: no column {column!r} in {what}; columns: {', '.join(names)}")
+    for name in [column, *(where or {})]:
+        if name not in names:
+            option = key if name == column else key.rsplit(".", 1)[0] + ".where"
+            raise DataError(f"{option}: no column {name!r} in {what}; columns: {', '.join(names)}")
     values = dataset.data.column(column).to_pylist()
+    if where:
+        keep = [all(row) for row in zip(*(
+            [value == wanted for value in dataset.data.column(name).to_pylist()] for name, wanted in where.items()
+        ), strict=True)]
+        values = [value for value, kept in zip(values, keep, strict=True) if kept]
+        if not values:
+            raise DataError(f"{key.rsplit('.', 1)[0]}.where: no row of {what} has {where}")
     bad = next((value for value in values if value is not None and not isinstance(value, str)), None)
     if bad is not None:
         raise DataError(

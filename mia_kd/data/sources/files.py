@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -32,6 +32,9 @@ class Files(Source):
     class Options(SourceOptions):
         path: str = Field(description="a local file or a glob (data/*.jsonl); matches are read in sorted order")
         text_column: str = Field("text", description="column holding the texts (not used for txt files)")
+        where: dict[str, Any] | None = Field(
+            None, description="keep rows whose columns equal these values, e.g. {label: 1} (not for txt files)"
+        )
         format: Format = Field(
             "auto", description="file format; auto picks it from the extension (.txt .jsonl .json .csv .parquet)"
         )
@@ -69,4 +72,4 @@ class Files(Source):
         )
         if fmt == "txt":
             return [line for line in text_column(dataset, "text", what, "data.source.path") if line.strip()]
-        return text_column(dataset, self.options.text_column, what, "data.source.text_column")
+        return text_column(dataset, self.options.text_column, what, "data.source.text_column", where=self.options.where)

@@ -7,6 +7,8 @@ used. ``datasets`` 4 and later no longer run dataset loading scripts, so there i
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from mia_kd.data.sources._base import SOURCES, Source, SourceOptions
@@ -25,6 +27,9 @@ class HuggingFace(Source):
         config: str | None = Field(None, description="dataset configuration (subset) name, if it has several")
         split: str = Field("train", description="split to read, e.g. train or train[:10000]")
         text_column: str = Field("text", description="column holding the texts")
+        where: dict[str, Any] | None = Field(
+            None, description="keep rows whose columns equal these values, e.g. {label: 1} (WikiMIA-style labels)"
+        )
         revision: str | None = Field(None, description="hub revision (commit, tag or branch) to pin the data")
         cache_dir: str | None = Field(
             None, description="where datasets caches downloads; null is datasets' default (~/.cache/huggingface)"
@@ -46,4 +51,4 @@ class HuggingFace(Source):
             split=opts.split,
             revision=opts.revision,
         )
-        return text_column(dataset, opts.text_column, what, "data.source.text_column")
+        return text_column(dataset, opts.text_column, what, "data.source.text_column", where=opts.where)

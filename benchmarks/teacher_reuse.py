@@ -24,6 +24,9 @@ def main() -> int:
     parser.add_argument("results", nargs="?", default="results/quickstart")
     parser.add_argument("--out", default="benchmarks/results/teacher_reuse.json")
     args = parser.parse_args()
+    if not Path(args.results, "trials").is_dir():
+        raise SystemExit(f"no sweep results in {args.results!r}: run `mia-kd sweep sweeps/quickstart.yaml` first, "
+                         "or give the results folder of another sweep")
     trials = read_table(args.results, "trials").to_pandas()
     trials = trials[trials["status"] == "completed"]
     times = [json.loads(s) for s in trials["stage_times"]]

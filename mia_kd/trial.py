@@ -212,7 +212,7 @@ def prepare(config: TrialConfig) -> Prepared:
         )
         teacher, teacher_hit = _trained_model(
             cache, "teacher", teacher_key, config, tokenizer, member_rows, config.teacher.train,
-            seed=config.seed, device=device, progress=progress,
+            seed=config.seed, device=device, progress=progress, amp=amp,
         )
     # ---- reference model: the student's architecture trained on public only (cached by content)
     reference, reference_hit = None, None
@@ -225,7 +225,7 @@ def prepare(config: TrialConfig) -> Prepared:
             )
             reference, reference_hit = _trained_model(
                 cache, "reference", ref_key, config, tokenizer, public_rows, config.reference,
-                seed=config.seed + 2, device=device, progress=progress,
+                seed=config.seed + 2, device=device, progress=progress, amp=amp,
             )
 
     # ---- the teacher's side: scores, attacks (settings fit on calib), metrics (reported on eval)
@@ -267,6 +267,7 @@ def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None
     wall = time.perf_counter()
     _runtime(config)
     device = _device(config.runtime.device)
+    amp = autocast_dtype(device, config.runtime.precision)
     p = prepared
     specs = list(config.attacks)
     student_seed = config.student_seed if config.student_seed is not None else config.seed + 1
@@ -291,7 +292,7 @@ def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None
             student, p.teacher.to(device), p.member_rows, config.distill, seed=student_seed,
             pad_id=p.tokenizer.pad_token_id, device=device, progress=config.runtime.progress,
             method=method if pcfg.stage == "train" else None, record_ids=[r.record_id for r in p.split.members],
-            amp_dtype=autocast_dtype(device, config.runtime.precision),
+            amp_dtype=amp,
         )
         student = distilled.student
     with clock.stage("scoring"):
@@ -362,7 +363,7 @@ def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None
         "started_at": started_at,
         "node_id": _node_id(),
         "hostname": socket.gethostname(),
-        "device": str(device) + (f" ({amp} autocast)" if (amp := autocast_dtype(device, config.runtime.precision)) else ""),
+        "device": str(device) + (f" ({amp} autocast)" if amp is not None else ""),
         "package_versions": json.dumps(_package_versions(), sort_keys=True),
         "git_revision": _git_revision(),
     }
@@ -424,6 +425,7 @@ def _trained_model(
     seed: int,
     device: torch.device,
     progress: bool,
+    amp: torch.dtype | None,
 ) -> tuple[PreTrainedModel, bool]:
     cached = cache.load(kind, key)
     if cached is not None:
@@ -433,7 +435,7 @@ def _trained_model(
     model = build_model(model_cfg, tokenizer, seed=seed, role=kind)
     report = fit(
         model, rows, schedule, lm_loss, seed=seed, pad_id=tokenizer.pad_token_id, device=device,
-        desc=f"train {kind}", progress=progress, amp_dtype=autocast_dtype(device, config.runtime.precision),
+        desc=f"train {kind}", progress=progress, amp_dtype=amp,
     )
     cache.save(kind, key, model, {"final_loss": report.final_loss, "seconds": report.seconds, "records": len(rows)})
     log.info("%s: trained and cached as %s", kind, key)

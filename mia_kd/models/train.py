@@ -19,6 +19,7 @@ from transformers import PreTrainedModel
 
 from mia_kd.config import TrainConfig
 from mia_kd.models.batching import bucketed_batches, pad
+from mia_kd.models.build import context_length
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def fit(
     gradients and optimiser state stay fp32.
     """
     model.to(device).train()
-    context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    context = context_length(model)
     if context is not None and any(len(row) > context for row in rows):
         # Training sees at most a context of tokens per record; scoring windows the rest.
         log.info("%s: %d records longer than the context (%d tokens) are cut for training", desc,

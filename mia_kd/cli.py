@@ -47,10 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     trial.add_argument("config", help="YAML trial config, e.g. sweeps/quickstart.yaml")
     trial.add_argument("--out", default="results", help="results folder or URL (default: ./results)")
-    trial.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config value, e.g. --set teacher.train.epochs=5 (repeatable)",
-    )
+    _overrides(trial, "teacher.train.epochs=5")
     _verbosity(trial)
     trial.set_defaults(func=_cmd_trial)
 
@@ -69,8 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-local-out", action="store_true",
         help="on a multi-node cluster, accept a path for --out: it is on a mount every node sees (NFS, one machine)",
     )
-    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value, e.g. --set sweep.trials_per_method=2 (repeatable)")
+    _overrides(sweep, "sweep.trials_per_method=2")
     _verbosity(sweep)
     sweep.set_defaults(func=_cmd_sweep)
 
@@ -134,8 +130,7 @@ def _parser() -> argparse.ArgumentParser:
         "and prints the resolved config. Hub ids are listed as not checked.",
     )
     validate.add_argument("config", help="YAML trial or sweep config")
-    validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                          help="override a config value (repeatable)")
+    _overrides(validate, "tokenizer.max_length=256")
     _verbosity(validate)
     validate.set_defaults(func=_cmd_validate)
 
@@ -163,6 +158,11 @@ def _pair(text: str) -> tuple[float, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"got {text!r}, expected two numbers like 0.9,6.5") from None
     return a, b
+
+
+def _overrides(parser: argparse.ArgumentParser, example: str) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config value, e.g. --set {example} (repeatable)")
 
 
 def _verbosity(parser: argparse.ArgumentParser) -> None:

@@ -9,8 +9,6 @@ sweep analysed again after more trials, compare.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pandas as pd
 from mia_kd.analysis.pareto import hypervolume, knee_index, pareto_mask
 from mia_kd.analysis.results import Results
 from mia_kd.errors import UserError
+from mia_kd.sweep.storage import SweepStorage
 
 OBJECTIVES = ("objective_privacy", "objective_utility")
 DEFAULT_MARGIN = 0.5
@@ -53,8 +52,9 @@ def reference_point(results: Results, *, margin: float | None = None, given: tup
     New: ``given``, else the mean objectives of the sweep's completed ``none`` trials times ``1 + margin``
     (default :data:`DEFAULT_MARGIN`). A recorded point is reused; asking for a different one is refused.
     """
-    path = results.local_root() / REFERENCE_FILE
-    recorded = _read_json(path)
+    storage = SweepStorage.parse(results.root)
+    path = storage.url(REFERENCE_FILE)
+    recorded = _read_json(storage, path)
     if results.sweep_id in recorded:
         entry = recorded[results.sweep_id]
         ref = Reference(point=tuple(entry["point"]), basis=entry["basis"], margin=entry.get("margin"))
@@ -83,7 +83,7 @@ def reference_point(results: Results, *, margin: float | None = None, given: tup
             basis=f"none baseline ({len(none)} trial{'s' * (len(none) > 1)}) + {margin:g} x |baseline|",
         )
     recorded[results.sweep_id] = {"point": list(ref.point), "basis": ref.basis, "margin": ref.margin}
-    _write_json(path, recorded)
+    storage.write_text(REFERENCE_FILE, json.dumps(recorded, indent=2))
     return ref
 
 
@@ -174,17 +174,11 @@ def _ci(value: float, low: float, high: float) -> str:
     return f"{value:.3f}" if np.isnan(low) else f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def _read_json(path: Path) -> dict:
-    if not path.exists():
+def _read_json(storage: SweepStorage, path: str) -> dict:
+    text = storage.read_text(REFERENCE_FILE)
+    if text is None:
         return {}
     try:
-        return json.loads(path.read_text())
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}); fix or delete it") from None
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)

@@ -48,11 +48,11 @@ def compute_asymmetry(results: Results, attacks: list[str]) -> Asymmetry:
 
     columns = ["trial_id", "model_role", "record_id", "label", *(f"score_{a}" for a in attacks)]
     records = results.records(roles=ROLES, columns=columns + ["fold"])
-    records = records[records["fold"] == "eval"]
+    by_trial = {trial_id: rows for trial_id, rows in records[records["fold"] == "eval"].groupby("trial_id", sort=False)}
     rows = []
     for (trial_id, attack), pair in rates.groupby(["trial_id", "attack"], sort=False):
         threshold = pair.set_index("role")["threshold"]
-        mine = records[records["trial_id"] == trial_id]
+        mine = by_trial[trial_id]
         flags = {
             role: mine[mine["model_role"] == role].set_index("record_id")[f"score_{attack}"] >= threshold[role]
             for role in ROLES

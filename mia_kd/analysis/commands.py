@@ -189,36 +189,38 @@ def _manifest(results: Results) -> str:
 def _roc_curves(results: Results, front: fr.Frontier, chosen: dict | None) -> list:
     """Eval-fold ROC curves of each model's worst-case attack: the teacher, the knee and the most private
     front students, and the chosen ensemble."""
-    from mia_kd.analysis.plots import Curve
-
     points = front.points.set_index("trial_id")
     on = points[points["on_front"]]
     picks = {"knee": points.index[points["is_knee"]][0], "most private": on["objective_privacy"].idxmin()}
     teacher = results.metric("teacher")
     first = picks["knee"]
     t_attack = teacher[teacher["trial_id"] == first].sort_values(results.privacy_objective).iloc[-1]["attack"]
-    curves = [_curve(results, first, "teacher", t_attack, f"teacher ({t_attack})", Curve)]
+    curves = [_stored_curve(results, first, "teacher", t_attack, f"teacher ({t_attack})")]
     for label, trial in picks.items():
         if label != "knee" and trial == picks["knee"]:
             continue  # the knee is also the most private
         attack = points.at[trial, "objective_privacy_attack"]
-        curves.append(_curve(results, trial, "student", attack, f"{label} student {trial} ({points.at[trial, 'method']}, {attack})", Curve))
+        name = f"{label} student {trial} ({points.at[trial, 'method']}, {attack})"
+        curves.append(_stored_curve(results, trial, "student", attack, name))
     if chosen is not None:
         pool = ens.build_pool(results, list(chosen["members"]))
         evaluation = ens.evaluate(pool, list(chosen["members"]), np.asarray(chosen["weights"]))
         attack = evaluation["objective_privacy_attack"]
         n_calib = len(pool.calib.labels)
-        scores, labels = evaluation["scores"][attack][n_calib:], pool.eval.labels
-        fpr, tpr, _ = metrics.roc_curve(scores, labels)
-        curves.append(Curve(name=f"ensemble {chosen['ensemble_id']} ({attack})", fpr=fpr, tpr=tpr, auc=metrics.auc(scores, labels)))
+        curves.append(_curve(f"ensemble {chosen['ensemble_id']} ({attack})",
+                             evaluation["scores"][attack][n_calib:], pool.eval.labels))
     return curves
 
 
-def _curve(results: Results, trial: str, role: str, attack: str, name: str, Curve):
+def _stored_curve(results: Results, trial: str, role: str, attack: str, name: str):
+    """The ROC curve of ``role``'s stored ``attack`` scores in ``trial``, eval fold."""
     rows = results.records(roles=(role,), trial_ids=[trial], columns=["fold", "label", f"score_{attack}"])
     rows = rows[rows["fold"] == "eval"]
-    scores, labels = rows[f"score_{attack}"].to_numpy(), rows["label"].to_numpy().astype(bool)
+    return _curve(name, rows[f"score_{attack}"].to_numpy(), rows["label"].to_numpy().astype(bool))
+
+
+def _curve(name: str, scores: np.ndarray, labels: np.ndarray):
+    from mia_kd.analysis.plots import Curve
+
     fpr, tpr, _ = metrics.roc_curve(scores, labels)
     return Curve(name=name, fpr=fpr, tpr=tpr, auc=metrics.auc(scores, labels))
-
-

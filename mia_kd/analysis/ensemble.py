@@ -247,15 +247,15 @@ def majority_vote(results: Results, trials: list[str], weights: list[float]) -> 
     thresholds = results.metric("student").set_index(["trial_id", "attack"])["threshold"]
     records = results.records(roles=("student",), trial_ids=trials,
                               columns=["trial_id", "record_id", "label", "fold", *(f"score_{n}" for n in names)])
-    records = records[records["fold"] == "eval"]
-    ids = records[records["trial_id"] == trials[0]]["record_id"].tolist()
-    labels = records[records["trial_id"] == trials[0]].set_index("record_id").loc[ids, "label"].to_numpy(bool)
+    by_trial = {t: rows.set_index("record_id") for t, rows in records[records["fold"] == "eval"].groupby("trial_id")}
+    ids = by_trial[trials[0]].index
+    by_trial = {t: by_trial[t].loc[ids] for t in trials}  # every member in the first one's record order
+    labels = by_trial[trials[0]]["label"].to_numpy(bool)
     out = {}
     for name in names:
         votes = np.zeros(len(ids))
         for t, w in zip(trials, weights, strict=True):
-            s = records[records["trial_id"] == t].set_index("record_id").loc[ids, f"score_{name}"].to_numpy()
-            votes += w * (s >= thresholds[(t, name)])
+            votes += w * (by_trial[t][f"score_{name}"].to_numpy() >= thresholds[(t, name)])
         flagged = (votes > 0.5 + 1e-12).astype(np.float64)
         tpr, tnr = metrics.rates(flagged, labels, 0.5)
         low, high = metrics.bootstrap_ci(lambda s, y: float(np.mean(metrics.rates(s, y, 0.5))), flagged, labels,

@@ -11,9 +11,9 @@ import torch
 
 from mia_kd.analysis.mixture import check_weights
 from mia_kd.errors import UserError
-from mia_kd.models.batching import bucketed_batches, pad
+from mia_kd.models.batching import pad
 from mia_kd.models.build import context_length
-from mia_kd.models.scoring import windows
+from mia_kd.models.scoring import Windowed
 from mia_kd.models.tokenizer import encode
 
 log = logging.getLogger(__name__)
@@ -91,17 +91,16 @@ class MixtureLM(torch.nn.Module):
         rows, cut = encode(self.tokenizer, texts, max_length=self.max_length)
         if cut:
             log.warning("%d texts were longer than %d tokens and were cut", cut, self.max_length)
-        pieces = [(i, keep, piece) for i, row in enumerate(rows) for keep, piece in windows(row, self.context)]
-        parts: list[list[tuple[int, np.ndarray]]] = [[] for _ in rows]
-        for batch in bucketed_batches([len(piece) for _, _, piece in pieces], batch_size):
-            ids, mask = pad([pieces[k][2] for k in batch], pad_id=self.pad_id)
+        windowed = Windowed.of(rows, self.context)
+        outputs: list[tuple[np.ndarray, ...]] = [()] * len(windowed.pieces)
+        for batch in windowed.batches(batch_size):
+            ids, mask = pad([windowed.pieces[k][2] for k in batch], pad_id=self.pad_id)
             ids, mask = ids.to(self.device), mask.to(self.device)
             logp = self(ids, mask)[:, :-1]
             observed = logp.gather(-1, ids[:, 1:, None]).squeeze(-1).cpu().numpy()
             for j, k in enumerate(batch):
-                i, keep, piece = pieces[k]
-                parts[i].append((k, observed[j, keep : len(piece) - 1]))
-        return [np.concatenate([p for _, p in sorted(part, key=lambda x: x[0])]).astype(np.float32) for part in parts]
+                outputs[k] = (observed[j, windowed.kept(k)],)
+        return [row[0].astype(np.float32) for row in windowed.stitch(outputs)]
 
     @torch.inference_mode()
     def generate(

@@ -9,6 +9,7 @@ grows with the number of tokens scored, not with tokens × vocabulary.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -48,11 +49,10 @@ def score(
     if prefix is not None:
         rows = [[*prefix, *row[1:]] for row in rows]
     skip = len(prefix) - 1 if prefix is not None else 0  # predictions of prefix tokens are not the record's
-    # Pieces: (row, offset of the first kept prediction in the piece, the piece's token ids).
-    pieces = [(i, keep, piece) for i, row in enumerate(rows) for keep, piece in windows(row, context)]
-    parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in rows]
-    for batch in bucketed_batches([len(piece) for _, _, piece in pieces], batch_size):
-        ids, mask = pad([pieces[k][2] for k in batch], pad_id=pad_id)
+    windowed = Windowed.of(rows, context)
+    outputs: list[tuple[np.ndarray, ...]] = [()] * len(windowed.pieces)
+    for batch in windowed.batches(batch_size):
+        ids, mask = pad([windowed.pieces[k][2] for k in batch], pad_id=pad_id)
         ids, mask = ids.to(device), mask.to(device)
         logits = model(input_ids=ids, attention_mask=mask).logits
         if transform is not None:
@@ -67,13 +67,9 @@ def score(
             sigma = (p * (logp - mu[..., None]).square()).sum(-1).sqrt()
             mu, sigma = mu.cpu().numpy(), sigma.cpu().numpy()
         for j, k in enumerate(batch):
-            i, keep, piece = pieces[k]
-            span = slice(keep, len(piece) - 1)
-            parts[i].append((k, observed[j, span], *((mu[j, span], sigma[j, span]) if moments else ())))
-    stats = []
-    for i in range(len(rows)):
-        ordered = [part[1:] for part in sorted(parts[i], key=lambda part: part[0])]  # pieces in row order
-        stats.append([np.concatenate(column)[skip:].astype(np.float32) for column in zip(*ordered, strict=True)])
+            span = windowed.kept(k)
+            outputs[k] = (observed[j, span], *((mu[j, span], sigma[j, span]) if moments else ()))
+    stats = [[column[skip:].astype(np.float32) for column in row] for row in windowed.stitch(outputs)]
     return TokenStats(
         logprobs=tuple(s[0] for s in stats),
         mean=tuple(s[1] for s in stats) if moments else None,
@@ -100,6 +96,38 @@ def windows(row: Sequence[int], context: int | None) -> list[tuple[int, list[int
         done = start + len(piece)
         start += stride
     return pieces
+
+
+@dataclass(frozen=True)
+class Windowed:
+    """Rows cut into :func:`windows` pieces, scored in any batch order, stitched back per row.
+
+    ``pieces[k]`` is ``(row index, keep, token ids)``, in row order.
+    """
+
+    pieces: list[tuple[int, int, list[int]]]
+    n_rows: int
+
+    @classmethod
+    def of(cls, rows: Sequence[Sequence[int]], context: int | None) -> Windowed:
+        pieces = [(i, keep, piece) for i, row in enumerate(rows) for keep, piece in windows(row, context)]
+        return cls(pieces=pieces, n_rows=len(rows))
+
+    def batches(self, batch_size: int) -> list[np.ndarray]:
+        """Length-bucketed batches of piece indices."""
+        return bucketed_batches([len(piece) for _, _, piece in self.pieces], batch_size)
+
+    def kept(self, k: int) -> slice:
+        """Which of piece ``k``'s predictions (``(len(piece) - 1,)``) belong to its row's result."""
+        _, keep, piece = self.pieces[k]
+        return slice(keep, len(piece) - 1)
+
+    def stitch(self, outputs: Sequence[tuple[np.ndarray, ...]]) -> list[tuple[np.ndarray, ...]]:
+        """Per row, each column of the pieces' ``outputs`` (one tuple of arrays per piece) concatenated."""
+        per_row: list[list[tuple[np.ndarray, ...]]] = [[] for _ in range(self.n_rows)]
+        for (i, _, _), output in zip(self.pieces, outputs, strict=True):
+            per_row[i].append(output)
+        return [tuple(np.concatenate(column) for column in zip(*parts, strict=True)) for parts in per_row]
 
 
 def task_loss(stats: TokenStats) -> float:

@@ -284,7 +284,8 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     rows = [("method", "hook", "strength", "neutral", "stages", "what it does")]
     for cls in method_classes():
         rows.append(
-            (cls.name, cls.hook, f"[{cls.low:g}, {cls.high:g}]", f"{cls.neutral:g}", ",".join(sorted(cls.stages)), cls.summary)
+            (cls.name, cls.hook, f"[{cls.low:g}, {cls.high:g}]" + " integer" * cls.integer_strength, f"{cls.neutral:g}",
+             ",".join(sorted(cls.stages)), cls.summary)
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:

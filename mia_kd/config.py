@@ -76,7 +76,7 @@ class TokenizerConfig(_Strict):
 
 class TrainConfig(_Strict):
     epochs: int = Field(10, ge=0, description="passes over the training records (0: no training)")
-    batch_size: int = Field(32, ge=1, description="records per step (length-bucketed)")
+    batch_size: int = Field(32, ge=1, description="records per step (length-bucketed; dp_sgd: the expected size of its Poisson-sampled batches)")
     lr: float = Field(1e-3, gt=0, le=1, description="AdamW learning rate (linear warm-up and decay)")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     warmup_fraction: float = Field(0.05, ge=0, lt=1, description="fraction of steps of linear warm-up")
@@ -238,6 +238,20 @@ class TrialConfig(_Strict):
                 f"privacy.vulnerability_attack: got {self.privacy.vulnerability_attack!r}, "
                 f"must be one of the configured attacks: {', '.join(names)}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _low_fpr_resolvable(self) -> TrialConfig:
+        if self.metrics.privacy_objective == "tpr_at_fpr_1pct":
+            # Both folds must resolve a 1 % FPR: selection reads calib, reporting reads eval.
+            calib = round(self.data.nonmembers * self.data.calib_fraction)
+            smallest = min(calib, self.data.nonmembers - calib)
+            if smallest < 100:
+                raise ValueError(
+                    f"metrics.privacy_objective: tpr_at_fpr_1pct needs at least 100 non-members in each of calib and "
+                    f"eval to resolve a 1% FPR; data.nonmembers {self.data.nonmembers} with calib_fraction "
+                    f"{self.data.calib_fraction} gives {smallest}: raise data.nonmembers or use auc"
+                )
         return self
 
     @model_validator(mode="after")

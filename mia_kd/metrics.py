@@ -5,9 +5,10 @@ shape ``(n,)``, float, higher = member; a record is predicted member iff ``score
 
 - AUC: Mann–Whitney U / (n_members · n_nonmembers); a member and a non-member with equal scores count 1/2.
 - ROC: exact step curve, threshold +inf (point (0, 0)) then one point per distinct score, decreasing.
-- TPR@α FPR: the largest TPR over ROC points with FPR ≤ α (a point with FPR exactly α counts).
+- TPR@α FPR: the largest TPR over ROC points with FPR ≤ α (a point with FPR exactly α counts); NaN where
+  the non-members cannot resolve α (1/n_nonmembers > α).
 - Threshold: maximises balanced accuracy (TPR + TNR)/2 on ``calib`` over +inf and the distinct scores;
-  ties go to the smallest such threshold.
+  ties go to the middle of the tied plateau (the tied threshold nearest the midpoint of the tied ones).
 - Balanced accuracy, TPR, TNR: at the ``calib`` threshold, measured on ``eval`` (threshold held fixed).
 - Oracle accuracy (in-sample, only to compare with published numbers): best balanced accuracy on the same
   records, among thresholds leaving each predicted class ≥ 20 % of the records.
@@ -31,10 +32,13 @@ __all__ = [
     "AttackMetrics",
     "auc",
     "bootstrap_ci",
+    "PRIVACY_STATISTICS",
     "evaluate_attack",
     "fit_threshold",
+    "in_sample_statistic",
     "oracle_accuracy",
     "rates",
+    "resolvable",
     "roc_curve",
     "tpr_at_fpr",
 ]
@@ -139,20 +143,55 @@ def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
     return fp / (len(y) - n1), tp / n1, thresholds
 
 
+def resolvable(n_nonmembers: int, alpha: float) -> bool:
+    """Whether ``n_nonmembers`` can resolve an FPR of ``alpha``: one false positive is a step of
+    1/n_nonmembers, so below that "TPR at α FPR" is only TPR at zero false positives."""
+    return n_nonmembers > 0 and 1.0 / n_nonmembers <= alpha + _EPS
+
+
 def tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, alpha: float) -> float:
     """The largest TPR over ROC points with FPR ≤ ``alpha`` (in [0, 1]; a point at exactly ``alpha``
-    counts). The (0, 0) point always qualifies, so this is 0 when every other point has FPR > alpha."""
+    counts), or NaN where the non-members cannot resolve ``alpha`` (1/n_nonmembers > alpha, see
+    :func:`resolvable`). The (0, 0) point always qualifies, so this is 0 when every other point has
+    FPR > alpha."""
     alpha = _check_fraction("alpha", alpha, 0.0, 1.0)
-    fpr, tpr, _ = roc_curve(scores, labels)
-    return float(tpr[fpr <= alpha + _EPS].max())
+    s, y = _check(scores, labels)
+    if not resolvable(int((~y).sum()), alpha):
+        return float("nan")
+    return float(_tpr_at_fpr_batch(s[y][None, :], s[~y][None, :], alpha)[0])
+
+
+def _tpr_at_fpr_batch(members: np.ndarray, nonmembers: np.ndarray, alpha: float) -> np.ndarray:
+    """TPR at ``alpha`` FPR of each row: ``members`` (b, n1) against ``nonmembers`` (b, n0) -> (b,).
+
+    At most k = ⌊α·n0⌋ non-members may score at or above the threshold, so the best threshold sits just
+    above the (k+1)-th highest non-member score v, and TPR is the share of members scoring strictly above v
+    (the exact ROC step curve's value: thresholds are distinct scores, ties move together).
+    """
+    n0 = nonmembers.shape[1]
+    k = int(np.floor(alpha * n0 + _EPS * n0))
+    if k >= n0:
+        return np.ones(members.shape[0])
+    v = -np.partition(-nonmembers, k, axis=1)[:, k]
+    return (members > v[:, None]).mean(axis=1)
 
 
 def _best_threshold(
-    s: np.ndarray, y: np.ndarray, min_class_fraction: float = 0.0
+    s: np.ndarray, y: np.ndarray, min_class_fraction: float = 0.0, *, ties: str = "middle"
 ) -> tuple[float, float]:
     """``(balanced_accuracy, threshold)`` maximising balanced accuracy over +inf and the distinct scores,
-    among thresholds leaving each predicted class ≥ ``min_class_fraction`` of the records; ties go to
-    the smallest threshold. ``(nan, nan)`` when no threshold qualifies."""
+    among thresholds leaving each predicted class ≥ ``min_class_fraction`` of the records.
+
+    Ties (several candidates reach the best accuracy, which balanced folds make common: with n1 = n0 the
+    accuracy is a function of tp − fp, a random walk that revisits its maximum) go to the **middle of the
+    tied plateau** with ``ties="middle"``: the tied candidate nearest the midpoint between the largest and
+    the smallest tied score (the larger on an exact tie; +inf, which ties only with the smallest score, is
+    never chosen). The
+    threshold stays one that maximises balanced accuracy. Taking an end instead biases what the threshold
+    flags: the smallest flags the most records and raised eval TPR by 2–6 points on symmetric, signal-free
+    scores (``tests/test_metrics.py`` measures it). ``ties="smallest"`` keeps the study's convention (the
+    oracle). ``(nan, nan)`` when no threshold qualifies.
+    """
     thresholds, tp, fp = _roc_counts(s, y)
     n = len(y)
     n1 = int(y.sum())
@@ -165,15 +204,21 @@ def _best_threshold(
     if not ok.any():
         return float("nan"), float("nan")
     key = np.where(ok, key, -1)
-    best = int(np.flatnonzero(key == key.max())[-1])  # thresholds decrease: the last is the smallest
-    return float(key[best] / (2 * n1 * n0)), float(thresholds[best])
+    tied = np.flatnonzero(key == key.max())  # thresholds decrease along the index
+    accuracy = float(key[tied[0]] / (2 * n1 * n0))
+    if ties == "smallest" or len(tied) == 1:
+        return accuracy, float(thresholds[tied[-1]])
+    finite = tied[tied > 0]  # +inf (index 0) ties only with the smallest score, so finite is never empty here
+    middle = (thresholds[finite[0]] + thresholds[finite[-1]]) / 2
+    return accuracy, float(thresholds[finite[np.argmin(np.abs(thresholds[finite] - middle))]])
 
 
 def fit_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     """The threshold maximising balanced accuracy (TPR + TNR)/2 on these (``calib``) records.
 
-    Candidates are +inf and every distinct score; ties go to the smallest candidate. Since the smallest
-    score always reaches balanced accuracy ½, the result is always finite.
+    Candidates are +inf and every distinct score; ties go to the middle of the tied plateau (see
+    :func:`_best_threshold`). Always finite: +inf and the smallest score both reach ½, so +inf is never the
+    only best candidate.
     """
     s, y = _check(scores, labels)
     return _best_threshold(s, y)[1]
@@ -204,7 +249,7 @@ def oracle_accuracy(
     """
     s, y = _check(scores, labels)
     fraction = _check_fraction("min_class_fraction", min_class_fraction, 0.0, 0.5)
-    return _best_threshold(s, y, fraction)
+    return _best_threshold(s, y, fraction, ties="smallest")
 
 
 # ------------------------------------------------------------------------------------------- bootstrap
@@ -282,20 +327,41 @@ def bootstrap_ci(
 
 # ---------------------------------------------------------------------------------------- one attack
 
+# The privacy statistics an objective may be (all: higher = the attack does better = less private).
+PRIVACY_STATISTICS = ("auc", "balanced_accuracy", "tpr_at_fpr_1pct")
+
+
+def in_sample_statistic(statistic: str, scores: np.ndarray, labels: np.ndarray) -> float:
+    """``statistic`` (one of :data:`PRIVACY_STATISTICS`) of oriented ``scores`` on the same records its
+    threshold is fit on: the *selection* value read on calib, never a reported number."""
+    s, y = _check(scores, labels)
+    if statistic == "auc":
+        return _auc(s, y)
+    if statistic == "balanced_accuracy":
+        return float(np.mean(_rates(s, y, _best_threshold(s, y)[1])))
+    if statistic == "tpr_at_fpr_1pct":
+        return tpr_at_fpr(s, y, 0.01)
+    raise MiaKdError(f"privacy statistic: got {statistic!r}; allowed: {', '.join(PRIVACY_STATISTICS)}")
+
+
 
 @dataclass(frozen=True)
 class AttackMetrics:
     """Everything reported for one attack on one model (a row of the ``metrics`` table, DESIGN §7).
 
-    All numbers come from ``eval``; ``threshold`` was fit on ``calib``. ``*_low``/``*_high`` are bootstrap
-    95 % intervals. ``oracle_*`` is the in-sample oracle on ``eval`` (see :func:`oracle_accuracy`).
+    All numbers come from ``eval`` except ``calib_*`` (the selection statistics); ``threshold`` was fit on
+    ``calib``. ``*_low``/``*_high`` are bootstrap 95 % intervals. ``oracle_*`` is the in-sample oracle on
+    ``eval`` (see :func:`oracle_accuracy`).
     """
 
     auc: float
     auc_low: float
     auc_high: float
-    tpr_at_fpr_1pct: float
-    tpr_at_fpr_0_1pct: float
+    tpr_at_fpr_1pct: float  # NaN where 1/n_nonmembers > 1 %
+    tpr_at_fpr_1pct_low: float
+    tpr_at_fpr_1pct_high: float
+    tpr_at_fpr_0_1pct: float  # NaN where 1/n_nonmembers > 0.1 %
+    fpr_step: float  # 1/n_nonmembers: the smallest non-zero FPR the eval fold can show
     balanced_accuracy: float
     balanced_accuracy_low: float
     balanced_accuracy_high: float
@@ -310,6 +376,11 @@ class AttackMetrics:
     oracle_threshold: float
     n_members: int
     n_nonmembers: int
+    # The same statistics on calib, where the settings, orientation and threshold were fit (in-sample): what
+    # selection reads (the privacy objective Optuna, fronts and ensembles use), never reported as a result.
+    calib_auc: float
+    calib_balanced_accuracy: float
+    calib_tpr_at_fpr_1pct: float
 
     def to_dict(self) -> dict[str, float | int]:
         return dataclasses.asdict(self)
@@ -326,31 +397,39 @@ def evaluate_attack(
 ) -> AttackMetrics:
     """All metrics of one attack: threshold fit on ``calib`` (:func:`fit_threshold`), all else on ``eval``.
 
-    Scores and labels are ``(n_calib,)`` and ``(n_eval,)``. The AUC, balanced accuracy, TPR and TNR
-    intervals come from the same stratified resamples of ``eval`` (``seed``), with the threshold held fixed.
+    Scores and labels are ``(n_calib,)`` and ``(n_eval,)``, already oriented (higher = member). The AUC,
+    balanced accuracy, TPR, TNR and TPR@1 % FPR intervals come from the same stratified resamples of
+    ``eval`` (``seed``), with the threshold held fixed.
     """
     cs, cy = _check(calib_scores, calib_labels)
     es, ey = _check(eval_scores, eval_labels)
     _check_bootstrap_args(n_bootstrap, 0.95)
     threshold = fit_threshold(cs, cy)
 
+    n_nonmembers = int((~ey).sum())
+    low_fpr = resolvable(n_nonmembers, 0.01)
+
     def batch(members: np.ndarray, nonmembers: np.ndarray) -> np.ndarray:
         tpr = (members >= threshold).mean(axis=1)
         tnr = (nonmembers < threshold).mean(axis=1)
-        return np.stack([_auc_batch(members, nonmembers), (tpr + tnr) / 2, tpr, tnr], axis=1)
+        at_1pct = _tpr_at_fpr_batch(members, nonmembers, 0.01) if low_fpr else np.full(len(members), np.nan)
+        return np.stack([_auc_batch(members, nonmembers), (tpr + tnr) / 2, tpr, tnr, at_1pct], axis=1)
 
-    (auc_lo, ba_lo, tpr_lo, tnr_lo), (auc_hi, ba_hi, tpr_hi, tnr_hi) = _percentile_interval(
+    (auc_lo, ba_lo, tpr_lo, tnr_lo, low_lo), (auc_hi, ba_hi, tpr_hi, tnr_hi, low_hi) = _percentile_interval(
         _bootstrap_values(batch, es, ey, n_bootstrap, seed), 0.95
     )
     tpr, tnr = _rates(es, ey, threshold)
-    oracle, oracle_threshold = _best_threshold(es, ey, 0.2)
+    oracle, oracle_threshold = _best_threshold(es, ey, 0.2, ties="smallest")
     n_members = int(ey.sum())
     return AttackMetrics(
         auc=_auc(es, ey),
         auc_low=float(auc_lo),
         auc_high=float(auc_hi),
         tpr_at_fpr_1pct=tpr_at_fpr(es, ey, 0.01),
+        tpr_at_fpr_1pct_low=float(low_lo),
+        tpr_at_fpr_1pct_high=float(low_hi),
         tpr_at_fpr_0_1pct=tpr_at_fpr(es, ey, 0.001),
+        fpr_step=1.0 / n_nonmembers,
         balanced_accuracy=(tpr + tnr) / 2,
         balanced_accuracy_low=float(ba_lo),
         balanced_accuracy_high=float(ba_hi),
@@ -364,5 +443,6 @@ def evaluate_attack(
         oracle_accuracy=oracle,
         oracle_threshold=oracle_threshold,
         n_members=n_members,
-        n_nonmembers=len(ey) - n_members,
+        n_nonmembers=n_nonmembers,
+        **{f"calib_{stat}": in_sample_statistic(stat, cs, cy) for stat in PRIVACY_STATISTICS},
     )

@@ -28,7 +28,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mia_kd import data as mdata
-from mia_kd.attacks import ATTACKS, Attacked, AttackInputs, TokenStats, run_attacks
+from mia_kd.attacks import ATTACKS, Attacked, AttackInputs, TokenStats, privacy_objective, run_attacks
 from mia_kd.attacks.zlib import zlib_bytes
 from mia_kd.config import TrainConfig, TrialConfig
 from mia_kd.distill.loss import lm_loss
@@ -44,7 +44,7 @@ from mia_kd.models.cache import (
     tokenizer_fingerprint,
 )
 from mia_kd.models.scoring import score, task_loss
-from mia_kd.models.tokenizer import build_tokenizer, encode
+from mia_kd.models.tokenizer import build_tokenizer, encode, scored_texts
 from mia_kd.models.train import autocast_dtype, fit
 from mia_kd.privacy import MethodContext, Vulnerability, build_method, compute_vulnerability
 from mia_kd.privacy._vulnerability import from_json as vulnerability_from_json
@@ -66,6 +66,7 @@ class TrialResult:
     records: pa.Table
     student: PreTrainedModel | None = field(default=None, repr=False)
     tokenizer: PreTrainedTokenizerBase | None = field(default=None, repr=False)
+    vulnerability: Vulnerability | None = field(default=None, repr=False)  # what the method read, if it did
 
     @property
     def trial_id(self) -> str:
@@ -190,10 +191,12 @@ def prepare(config: TrialConfig) -> Prepared:
         max_len = config.tokenizer.max_length
         member_rows, t1 = encode(tokenizer, [r.text for r in split.members], max_length=max_len)
         public_rows, _ = encode(tokenizer, public_texts, max_length=max_len)
-        attack_texts = [r.text for r in attack_records]
-        attack_rows, t3 = encode(tokenizer, attack_texts, max_length=max_len)
+        attack_rows, t3 = encode(tokenizer, [r.text for r in attack_records], max_length=max_len)
         utility_rows, t4 = encode(tokenizer, [r.text for r in split.utility], max_length=max_len)
         n_truncated = t1 + t3 + t4
+        # zlib and lowercase read the text: give them the span the model scores, not the whole record.
+        attack_texts = scored_texts(tokenizer, [r.text for r in attack_records], attack_rows, max_length=max_len)
+        utility_texts = scored_texts(tokenizer, [r.text for r in split.utility], utility_rows, max_length=max_len)
         if n_truncated:
             log.warning("%d records were longer than tokenizer.max_length=%s tokens and were cut", n_truncated, max_len)
 
@@ -232,11 +235,13 @@ def prepare(config: TrialConfig) -> Prepared:
     prefix = None
     if "prefixed" in needs:
         prefix = encode(tokenizer, [" ".join(public_texts[: _recall_shots(specs)])], max_length=10**9)[0][0]
+    # Not cut again: the lowercased span may take a few more tokens; past the context it is windowed.
     lowercase_rows = (
-        encode(tokenizer, [t.lower() for t in attack_texts], max_length=max_len)[0] if "lowercase" in needs else None
+        encode(tokenizer, [t.lower() for t in attack_texts], max_length=None)[0] if "lowercase" in needs else None
     )
     scoring = _Scoring(
-        texts=attack_texts, rows=attack_rows, lowercase_rows=lowercase_rows, utility_rows=utility_rows,
+        texts=attack_texts, utility_texts=utility_texts, rows=attack_rows, lowercase_rows=lowercase_rows,
+        utility_rows=utility_rows,
         prefix=prefix, needs=needs, config=config, pad_id=pad_id, device=device,
     )
     with clock.stage("scoring"):
@@ -310,9 +315,11 @@ def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None
     ]
     task = {role: task_loss(scored[role].utility) for role in ROLES}
     objective_stat = config.metrics.privacy_objective
-    worst = max(attacked["student"].rows, key=lambda row: row[objective_stat])
-    if not all(np.isfinite([task["student"], worst[objective_stat]])):
-        raise FloatingPointError(f"trial {trial_id}: non-finite objectives (task loss {task['student']})")
+    privacy = privacy_objective(attacked["student"].rows, objective_stat)
+    if not all(np.isfinite([task["student"], privacy["selection_privacy"], privacy["objective_privacy"]])):
+        raise FloatingPointError(
+            f"trial {trial_id}: non-finite objectives (task loss {task['student']}, {objective_stat} {privacy})"
+        )
     clock.times["total"] = round(time.perf_counter() - wall, 3)
     report = method.report()
 
@@ -337,8 +344,7 @@ def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None
         "seed": config.seed,
         "student_seed": student_seed,
         "privacy_objective": objective_stat,
-        "objective_privacy": float(worst[objective_stat]),
-        "objective_privacy_attack": worst["attack"],
+        **privacy,
         "objective_utility": task["student"],
         "teacher_task_loss": task["teacher"],
         "student_task_loss": task["student"],
@@ -368,10 +374,14 @@ def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None
         "git_revision": _git_revision(),
     }
     records = _records_table(
-        trial_id, p.attack_records, p.labels, p.n_calib, p.split.utility, scored, p.reference_stats,
+        trial_id, p.attack_records, p.scoring.texts, p.labels, p.n_calib, p.split.utility, p.scoring.utility_texts,
+        scored, p.reference_stats,
         {role: attacked[role].scores for role in ROLES}, [s.name for s in specs],
     )
-    return TrialResult(trial=trial_row, metrics=metric_rows, records=records, student=student, tokenizer=p.tokenizer)
+    return TrialResult(
+        trial=trial_row, metrics=metric_rows, records=records, student=student, tokenizer=p.tokenizer,
+        vulnerability=vulnerability if method.needs_vulnerability else None,
+    )
 
 
 def _runtime(config: TrialConfig) -> None:
@@ -444,9 +454,12 @@ def _trained_model(
 
 @dataclass(frozen=True)
 class _Scoring:
-    """Everything needed to score one model on the attack records and on utility."""
+    """Everything needed to score one model on the attack records and on utility.
+
+    ``texts`` and ``utility_texts`` are the spans the rows cover (cut where the rows were cut)."""
 
     texts: list[str]
+    utility_texts: list[str]
     rows: list[list[int]]
     lowercase_rows: list[list[int]] | None
     utility_rows: list[list[int]]
@@ -463,16 +476,23 @@ class _Scoring:
         )
 
     def n_windowed(self, model: PreTrainedModel) -> int:
-        """Records (attack and utility) longer than ``model``'s context: scored with a sliding window."""
+        """Rows of every pass (plain, lowercased, ReCaLL-prefixed, utility) longer than ``model``'s context:
+        scored with a sliding window."""
         context = context_length(model)
-        return 0 if context is None else sum(len(row) > context for row in [*self.rows, *self.utility_rows])
+        if context is None:
+            return 0
+        passes = [self.rows, self.utility_rows, self.lowercase_rows or []]
+        if self.prefix is not None:  # the prefixed pass scores prefix + row[1:]
+            passes.append([[*self.prefix, *row[1:]] for row in self.rows])
+        return sum(len(row) > context for rows in passes for row in rows)
 
     def model(self, model: PreTrainedModel, reference: TokenStats | None, transform=None) -> _Scored:
         """One pass per record set: plain (with moments if needed), lowercased, prefixed; and utility.
 
-        ``transform`` is a privacy method acting at serve stage: it wraps the model's logits in every pass.
+        ``transform`` is a privacy method acting at serve stage: its ``serve_logits`` wraps the model's logits
+        in every pass.
         """
-        hook = transform.transform_logits if transform is not None else None
+        hook = transform.serve_logits if transform is not None else None
         target = self.stats(model, self.rows, moments="moments" in self.needs, transform=hook)
         lowercase = self.stats(model, self.lowercase_rows, transform=hook) if self.lowercase_rows is not None else None
         prefixed = self.stats(model, self.rows, prefix=self.prefix, transform=hook) if self.prefix is not None else None
@@ -487,20 +507,32 @@ def _attack(inputs: AttackInputs, labels, calib_idx, eval_idx, specs, config: Tr
     )
 
 
+def vulnerability_file(attack: str, tokens_rule: str, member_ids, scores: np.ndarray, threshold: float) -> str:
+    """The cache file name of a vulnerable subset: keyed by the values it is computed from (the teacher's
+    oriented scores on the members and the calib threshold, which carry the attack's settings, reference
+    model and prefix) and the token rule, so changing any of them can never reuse a stale subset."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([attack, tokens_rule, float(threshold), list(member_ids)]).encode())
+    digest.update(np.ascontiguousarray(scores, dtype=np.float64).tobytes())
+    return f"vulnerability-{attack}-{tokens_rule}-{digest.hexdigest()[:16]}.json"
+
+
 def _vulnerability(teacher_folder: Path, teacher: Attacked, pcfg, split, labels, member_rows, vocab_size) -> Vulnerability:
     """The teacher's vulnerable members under ``pcfg.vulnerability_attack``; cached next to the teacher."""
-    name = f"vulnerability-{pcfg.vulnerability_attack}-{pcfg.vulnerable_tokens}.json"
+    # Attack records are calib members, calib non-members, eval members, eval non-members, so the members
+    # among them (label 1, in order) are split.members: the transfer set, in member_rows' order.
+    member_ids = [r.record_id for r in split.members]
+    scores = teacher.scores[pcfg.vulnerability_attack][np.flatnonzero(labels == 1)]
+    threshold = teacher.thresholds[pcfg.vulnerability_attack]
+    name = vulnerability_file(pcfg.vulnerability_attack, pcfg.vulnerable_tokens, member_ids, scores, threshold)
     cached = load_json(teacher_folder, name)
     if cached is not None:
         return vulnerability_from_json(cached)
-    # Attack records are calib members, calib non-members, eval members, eval non-members, so the members
-    # among them (label 1, in order) are split.members: the transfer set, in member_rows' order.
-    scores = teacher.scores[pcfg.vulnerability_attack]
     result = compute_vulnerability(
         attack=pcfg.vulnerability_attack,
-        member_ids=[r.record_id for r in split.members],
-        member_scores=scores[np.flatnonzero(labels == 1)],
-        threshold=teacher.thresholds[pcfg.vulnerability_attack],
+        member_ids=member_ids,
+        member_scores=scores,
+        threshold=threshold,
         member_rows=member_rows,
         vocab_size=vocab_size,
         tokens_rule=pcfg.vulnerable_tokens,
@@ -531,13 +563,14 @@ def _device(name: str) -> torch.device:
 
 
 def _records_table(
-    trial_id, attack_records, labels, n_calib, utility_records, scored, reference_stats, record_scores, attack_names
+    trial_id, attack_records, attack_texts, labels, n_calib, utility_records, utility_texts, scored, reference_stats,
+    record_scores, attack_names,
 ) -> pa.Table:
     n_attack = len(attack_records)
     folds = ["calib"] * n_calib + ["eval"] * (n_attack - n_calib)
     columns: dict[str, list] = {name: [] for name in records_schema(attack_names).names}
 
-    def add(role, records, record_labels, record_folds, stats, lowercase=None, prefixed=None, scores=None):
+    def add(role, records, texts, record_labels, record_folds, stats, lowercase=None, prefixed=None, scores=None):
         n = len(records)
         columns["schema_version"] += [SCHEMA_VERSION] * n
         columns["trial_id"] += [trial_id] * n
@@ -546,7 +579,7 @@ def _records_table(
         columns["label"] += list(record_labels)
         columns["fold"] += list(record_folds)
         columns["n_tokens"] += [len(lp) for lp in stats.logprobs]
-        columns["zlib_bytes"] += [zlib_bytes(r.text) for r in records]
+        columns["zlib_bytes"] += [zlib_bytes(text) for text in texts]  # of the scored span
         columns["token_logprobs"] += list(stats.logprobs)
         columns["lowercase_token_logprobs"] += list(lowercase.logprobs) if lowercase else [None] * n
         columns["prefixed_token_logprobs"] += list(prefixed.logprobs) if prefixed else [None] * n
@@ -555,12 +588,12 @@ def _records_table(
 
     for role in ROLES:
         inputs = scored[role].attack
-        add(role, attack_records, labels.tolist(), folds, inputs.target, inputs.lowercase, inputs.prefixed,
-            record_scores[role])
+        add(role, attack_records, attack_texts, labels.tolist(), folds, inputs.target, inputs.lowercase,
+            inputs.prefixed, record_scores[role])
         n_u = len(utility_records)
-        add(role, utility_records, [None] * n_u, ["utility"] * n_u, scored[role].utility)
+        add(role, utility_records, utility_texts, [None] * n_u, ["utility"] * n_u, scored[role].utility)
     if reference_stats is not None:
-        add("reference", attack_records, labels.tolist(), folds, reference_stats)
+        add("reference", attack_records, attack_texts, labels.tolist(), folds, reference_stats)
     return pa.Table.from_pydict(columns, schema=records_schema(attack_names))
 
 

@@ -129,7 +129,7 @@ def test_methods_lists_every_method_with_range_and_neutral(capsys):
     out = capsys.readouterr().out
     for name, bounds in [
         ("none", "[0, 0]"), ("red_list", "[0, 8]"), ("temperature", "[0, 0.95]"), ("vulnerable_filter", "[0, 1]"),
-        ("bottleneck", "[0, 0.9]"), ("nonorm", "[0, 1]"), ("output_noise", "[0, 5]"), ("topk_targets", "[0, 1]"),
+        ("bottleneck", "[0, 0.9]"), ("nonorm", "[0, 128] integer"), ("output_noise", "[0, 5]"), ("topk_targets", "[0, 1]"),
         ("dp_sgd", "[0, 10]"),
     ]:
         line = next(line for line in out.splitlines() if line.startswith(name + " "))

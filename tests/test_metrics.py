@@ -115,19 +115,43 @@ def test_roc_curve_keeps_collinear_points():
 
 
 def test_tpr_at_fpr_boundary_included_just_above_excluded():
-    # non-members 0..99; members 99.5, 98.5, 97.5: FPR reaches exactly 1% at threshold 98.5 (tp 2).
-    s, y = split([99.5, 98.5, 97.5], np.arange(100.0))
+    # non-members 0..199; members 199.5, 197.5, 196.5: FPR reaches exactly 1% at threshold 197.5 (fp 2, tp 2).
+    s, y = split([199.5, 197.5, 196.5], np.arange(200.0))
     assert tpr_at_fpr(s, y, 0.01) == pytest.approx(2 / 3)
     assert tpr_at_fpr(s, y, 0.0099) == pytest.approx(1 / 3)
-    assert tpr_at_fpr(s, y, 0.001) == pytest.approx(1 / 3)
+    assert tpr_at_fpr(s, y, 0.005) == pytest.approx(1 / 3)
     assert tpr_at_fpr(s, y, 0.02) == pytest.approx(1.0)
+
+
+def test_tpr_at_fpr_is_nan_where_the_nonmembers_cannot_resolve_alpha():
+    # 200 non-members: one false positive is an FPR step of 0.5 %, so 0.1 % is TPR at zero false positives.
+    s, y = split([199.5, 197.5, 196.5], np.arange(200.0))
+    assert np.isnan(tpr_at_fpr(s, y, 0.001)) and np.isnan(tpr_at_fpr(s, y, 0.0))
+    assert metrics.resolvable(200, 0.005) and not metrics.resolvable(200, 0.0049) and not metrics.resolvable(0, 1.0)
+    m = evaluate_attack(s, y, s, y, n_bootstrap=100)
+    assert np.isnan(m.tpr_at_fpr_0_1pct) and m.fpr_step == 1 / 200 and m.tpr_at_fpr_1pct == pytest.approx(2 / 3)
+    small = evaluate_attack([0.9, 0.1], [1, 0], [0.9, 0.8, 0.1], [1, 1, 0], n_bootstrap=100)
+    assert np.isnan(small.tpr_at_fpr_1pct) and np.isnan(small.tpr_at_fpr_1pct_low)
+
+
+def test_tpr_at_fpr_batch_equals_the_roc_curve_and_has_a_ci():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        s, y = split(np.round(rng.normal(1, 1, 150), 1), np.round(rng.normal(0, 1, 250), 1))  # ties
+        fpr, tpr, _ = roc_curve(s, y)
+        for alpha in (0.01, 0.02, 0.1, 0.5):
+            assert tpr_at_fpr(s, y, alpha) == tpr[fpr <= alpha + 1e-12].max()
+    m = evaluate_attack(s, y, s, y, n_bootstrap=300, seed=1)
+    assert m.tpr_at_fpr_1pct_low <= m.tpr_at_fpr_1pct <= m.tpr_at_fpr_1pct_high
+    assert m.tpr_at_fpr_1pct_low < m.tpr_at_fpr_1pct_high
 
 
 def test_tpr_at_fpr_is_zero_when_a_nonmember_tops_the_ranking():
     s, y = split([1.0, 2.0], [3.0, 0.0])
-    assert tpr_at_fpr(s, y, 0.0) == 0.0
-    assert tpr_at_fpr(s, y, 0.49) == 0.0
+    assert np.isnan(tpr_at_fpr(s, y, 0.49))  # two non-members resolve only FPR steps of 50 %
     assert tpr_at_fpr(s, y, 0.5) == 1.0
+    s, y = split([1.0, 2.0], [3.0, 2.5, *np.linspace(-2, 0, 98)])  # 1 % FPR allows one false positive
+    assert tpr_at_fpr(s, y, 0.01) == 0.0
 
 
 def test_tpr_at_fpr_rejects_bad_alpha():
@@ -149,10 +173,29 @@ def test_fit_threshold_and_rates_hand_case():
     assert (tpr + tnr) / 2 == 0.875
 
 
-def test_fit_threshold_ties_go_to_the_smallest():
-    # members 3 1, non-members 2 0: threshold 3 and threshold 1 both reach 0.75.
+def test_fit_threshold_ties_go_to_the_middle_of_the_plateau():
+    # members 9 6 3, non-members 8 5 2: thresholds 9, 6 and 3 all reach balanced accuracy 2/3; 6 is the middle.
+    s, y = split([9.0, 6.0, 3.0], [8.0, 5.0, 2.0])
+    assert fit_threshold(s, y) == 6.0
+    # two tied (3 and 1, midpoint 2 equidistant): the larger, which flags fewer records
     s, y = split([3.0, 1.0], [2.0, 0.0])
-    assert fit_threshold(s, y) == 1.0
+    assert fit_threshold(s, y) == 3.0
+    # the study's oracle keeps its own convention (the smallest)
+    assert oracle_accuracy(*split([9.0, 6.0, 3.0], [8.0, 5.0, 2.0]), min_class_fraction=0.0)[1] == 3.0
+
+
+def test_fit_threshold_ties_do_not_bias_tpr_on_symmetric_scores():
+    # No signal, symmetric scores with ties (11 levels), balanced 300/300 folds: by symmetry the calib
+    # threshold should flag half the eval records on average. The smallest-of-ties rule flagged more
+    # (mean eval TPR 0.53, about 5 standard errors above 0.5).
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.ones(300, dtype=bool), np.zeros(300, dtype=bool)]
+    tprs = []
+    for _ in range(1500):
+        calib, held_out = (np.round(rng.normal(size=(2, 600)) * 11 / 4) / 11)
+        tprs.append(rates(held_out, labels, fit_threshold(calib, labels))[0])
+    standard_error = np.std(tprs) / np.sqrt(len(tprs))
+    assert abs(np.mean(tprs) - 0.5) < 3 * standard_error
 
 
 def test_fit_threshold_uninformative_scores_is_finite():
@@ -291,7 +334,8 @@ def test_evaluate_attack_uses_the_calib_threshold():
     assert m.oracle_accuracy == 1.0 and m.oracle_threshold == 0.55
     assert m.auc == 1.0
     assert (m.n_members, m.n_nonmembers) == (4, 4)
-    assert m.tpr_at_fpr_1pct == 1.0 and m.tpr_at_fpr_0_1pct == 1.0
+    assert np.isnan(m.tpr_at_fpr_1pct) and np.isnan(m.tpr_at_fpr_0_1pct)  # 4 non-members: FPR steps of 25 %
+    assert (m.calib_auc, m.calib_balanced_accuracy) == (1.0, 1.0) and np.isnan(m.calib_tpr_at_fpr_1pct)
     assert m.tpr_low <= m.tpr <= m.tpr_high
     assert m.tnr_low <= m.tnr <= m.tnr_high
     assert m.balanced_accuracy_low <= m.balanced_accuracy <= m.balanced_accuracy_high
@@ -322,10 +366,11 @@ def test_attack_metrics_to_dict():
     s, y = random_case(n=40)
     d = evaluate_attack(s, y, s, y, n_bootstrap=20).to_dict()
     assert list(d) == [
-        "auc", "auc_low", "auc_high", "tpr_at_fpr_1pct", "tpr_at_fpr_0_1pct",
-        "balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high",
+        "auc", "auc_low", "auc_high", "tpr_at_fpr_1pct", "tpr_at_fpr_1pct_low", "tpr_at_fpr_1pct_high",
+        "tpr_at_fpr_0_1pct", "fpr_step", "balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high",
         "tpr", "tpr_low", "tpr_high", "tnr", "tnr_low", "tnr_high",
         "threshold", "oracle_accuracy", "oracle_threshold", "n_members", "n_nonmembers",
+        "calib_auc", "calib_balanced_accuracy", "calib_tpr_at_fpr_1pct",
     ]  # fmt: skip
     assert d["n_members"] == 20 and isinstance(d["n_members"], int)
     assert all(isinstance(d[k], float) for k in d if not k.startswith("n_"))

@@ -71,7 +71,7 @@ def ensemble(
     evaluation = ens.evaluate(pool, choice.members, np.array(choice.weights))
     single_trial = choice.steps[0]["added"]
     single = ens.evaluate(pool, [single_trial], np.ones(1))
-    vote = ens.majority_vote(results, choice.members, choice.weights)
+    vote = ens.majority_vote(results, choice.members, choice.weights, n_bootstrap=pool.n_bootstrap, seed=pool.seed)
     command = shlex.join(["mia-kd", "ensemble", *sys.argv[2:]]) if sys.argv[1:2] == ["ensemble"] else ""
     row = ens.ensemble_row(
         pool, choice, evaluation, single, single_trial=single_trial, limit=limit, constraint=constraint,
@@ -142,14 +142,16 @@ def report(root: str, *, sweep_id=None, out=None) -> Outcome:
         "sweep": results.sweep_id, "results folder": str(results.root),
         "trials": f"{len(done)} completed, {results.n_failed} failed",
         "methods": ", ".join(sorted(done["method"].unique())),
-        "privacy objective": f"worst-case attack {results.privacy_objective} on the student, eval fold (lower is better)",
+        "privacy objective": f"worst-case attack {results.privacy_objective} on the student (lower is better): fronts, "
+                             "knees and rankings read its calib value; the eval value of the attack chosen on calib "
+                             "is reported",
         "utility objective": "task loss on held-out records, nats/token (lower is better)",
         "teacher task loss": f"{done['teacher_task_loss'].iloc[0]:.4f}",
         "hypervolume reference point": f"({front.reference.point[0]:.4f}, {front.reference.point[1]:.4f}): {front.reference.basis}",
     }
     tables = {
-        method: rows[["trial_id", "strength", "objective_privacy", "objective_privacy_attack", "objective_utility",
-                      "on_method_front", "on_front"]].round(4)
+        method: rows[["trial_id", "strength", "selection_privacy", "objective_privacy", "objective_privacy_attack",
+                      "objective_utility", "on_method_front", "on_front"]].round(4)
         for method, rows in front.points.sort_values(["method", "strength"]).groupby("method", sort=True)
     }
     ens_summary = None
@@ -191,10 +193,11 @@ def _roc_curves(results: Results, front: fr.Frontier, chosen: dict | None) -> li
     front students, and the chosen ensemble."""
     points = front.points.set_index("trial_id")
     on = points[points["on_front"]]
-    picks = {"knee": points.index[points["is_knee"]][0], "most private": on["objective_privacy"].idxmin()}
+    picks = {"knee": points.index[points["is_knee"]][0], "most private": on["selection_privacy"].idxmin()}
     teacher = results.metric("teacher")
     first = picks["knee"]
-    t_attack = teacher[teacher["trial_id"] == first].sort_values(results.privacy_objective).iloc[-1]["attack"]
+    # The teacher's worst attack, chosen on calib like the students'.
+    t_attack = teacher[teacher["trial_id"] == first].sort_values(f"calib_{results.privacy_objective}").iloc[-1]["attack"]
     curves = [_stored_curve(results, first, "teacher", t_attack, f"teacher ({t_attack})")]
     for label, trial in picks.items():
         if label != "knee" and trial == picks["knee"]:

@@ -8,7 +8,9 @@ reported as not available rather than approximated.
 
 Selection is greedy forward selection (Caruana et al., "Ensemble Selection from Libraries of Models",
 ICML 2004), with or without replacement, minimising the privacy objective on the **calib** fold subject to
-a task-loss limit on the utility records. Every reported number comes from the **eval** fold. For
+a task-loss limit on the *selection half* of the utility records. Every reported number comes from the
+**eval** fold and the utility records' *report half* (the halves are fixed by record id), so nothing is
+chosen and reported on the same records. For
 comparison the study's ensemble (a majority vote of each member's thresholded prediction) is reported too.
 """
 
@@ -28,7 +30,7 @@ import pandas as pd
 from mia_kd import metrics
 from mia_kd.analysis.mixture import mixture_logprobs
 from mia_kd.analysis.results import Results
-from mia_kd.attacks import ATTACKS, AttackInputs, TokenStats, fit_attack, run_attacks
+from mia_kd.attacks import ATTACKS, AttackInputs, TokenStats, fit_attack, privacy_objective, run_attacks
 from mia_kd.errors import UserError
 from mia_kd.store.schema import SCHEMA_VERSION
 
@@ -78,12 +80,15 @@ class Fold:
 
 @dataclass(frozen=True)
 class Pool:
-    """The candidates' statistics: ``calib`` and ``eval`` attack records, and ``utility`` records."""
+    """The candidates' statistics: ``calib`` and ``eval`` attack records; the utility records split in two
+    fixed halves by record id, ``utility`` (the task-loss limit is checked here) and ``utility_report``
+    (reported task losses)."""
 
     candidates: list[str]
     calib: Fold
     eval: Fold
     utility: Fold
+    utility_report: Fold
     specs: list[SimpleNamespace]  # every configured attack spec (name, params), in config order
     attacks: list[SimpleNamespace]  # those an ensemble can be scored with
     unavailable: list[str]
@@ -114,7 +119,8 @@ def build_pool(results: Results, candidates: list[str] | None = None) -> Pool:
     unavailable = [s.name for s in specs if ATTACKS.get(s.name).needs & NEEDS_FULL_DISTRIBUTION]
     student = records[records["model_role"] == "student"]
     first = student[student["trial_id"] == trials[0]]
-    order = {fold: first[first["fold"] == fold]["record_id"].tolist() for fold in ("calib", "eval", "utility")}
+    order = {fold: first[first["fold"] == fold]["record_id"].tolist() for fold in ("calib", "eval")}
+    order["utility"], order["utility_report"] = utility_halves(first[first["fold"] == "utility"]["record_id"])
     excluded: dict[str, str] = {}
     by_trial = {t: rows.set_index("record_id") for t, rows in student.groupby("trial_id", sort=False)}
     reference = records[(records["model_role"] == "reference") & (records["trial_id"] == trials[0])].set_index("record_id")
@@ -134,7 +140,7 @@ def build_pool(results: Results, candidates: list[str] | None = None) -> Pool:
                 flat[p][t] = np.concatenate(rows[col].to_list()).astype(np.float64)
                 lengths.setdefault(p, np.array([len(a) for a in rows[col]], dtype=np.int64))
         flat = {p: v for p, v in flat.items() if v}
-        attack_fold = fold != "utility"
+        attack_fold = fold in ("calib", "eval")
         folds[fold] = Fold(
             labels=base["label"].to_numpy(bool) if attack_fold else None, lengths=lengths, flat=flat,
             zlib_bytes=_zlib(base, by_trial) if attack_fold else None,
@@ -156,7 +162,8 @@ def build_pool(results: Results, candidates: list[str] | None = None) -> Pool:
             unavailable.append(spec.name)
     params = json.loads(results.completed.set_index("trial_id").at[trials[0], "params"])
     return Pool(
-        candidates=usable, calib=folds["calib"], eval=folds["eval"], utility=folds["utility"], specs=specs,
+        candidates=usable, calib=folds["calib"], eval=folds["eval"], utility=folds["utility"],
+        utility_report=folds["utility_report"], specs=specs,
         attacks=[s for s in specs if s.name not in unavailable], unavailable=unavailable,
         statistic=results.privacy_objective, n_bootstrap=params["metrics"]["n_bootstrap"], seed=params["seed"],
         excluded=excluded,
@@ -164,21 +171,13 @@ def build_pool(results: Results, candidates: list[str] | None = None) -> Pool:
 
 
 def calib_objective(pool: Pool, trials: list[str], weights: np.ndarray) -> float:
-    """The privacy objective on calib only: worst case over the pool's attacks, each with its settings and
-    threshold chosen on calib (in-sample on calib; the eval fold is never read)."""
+    """The privacy objective on calib only: worst case over the pool's attacks, each with its settings,
+    orientation and threshold chosen on calib (in-sample on calib; the eval fold is never read)."""
     inputs, y = pool.calib.inputs(trials, weights), pool.calib.labels
-    worst = -np.inf
-    for spec in pool.attacks:
-        attack, _ = fit_attack(spec.name, spec.params, inputs, y)
-        s = attack.score(inputs)
-        if pool.statistic == "auc":
-            value = metrics.auc(s, y)
-        elif pool.statistic == "balanced_accuracy":
-            value = float(np.mean(metrics.rates(s, y, metrics.fit_threshold(s, y))))
-        else:
-            value = metrics.tpr_at_fpr(s, y, 0.01)
-        worst = max(worst, value)
-    return float(worst)
+    return max(
+        metrics.in_sample_statistic(pool.statistic, fit_attack(spec.name, spec.params, inputs, y).score(inputs), y)
+        for spec in pool.attacks
+    )
 
 
 def select(pool: Pool, *, max_task_loss: float, max_size: int = DEFAULT_MAX_SIZE, with_replacement: bool = True) -> Choice:
@@ -227,19 +226,19 @@ def evaluate(pool: Pool, trials: list[str], weights: np.ndarray) -> dict:
     attacked = run_attacks(both.inputs(trials, weights), both.labels.astype(np.int8), idx[:n_calib], idx[n_calib:],
                            pool.specs, n_bootstrap=pool.n_bootstrap, seed=pool.seed, skip=pool.unavailable)
     rows = {row["attack"]: row for row in attacked.rows}
-    stat = pool.statistic
-    worst = max(rows.values(), key=lambda r: r[stat])
-    per_record = pool.utility.stats("target", trials, weights).logprobs
+    objective = privacy_objective(attacked.rows, pool.statistic)  # the attack chosen on calib, its eval value
+    per_record = pool.utility_report.stats("target", trials, weights).logprobs
     low, high = _task_loss_ci(per_record, n_bootstrap=pool.n_bootstrap, seed=pool.seed)
     return {
-        "attack_metrics": rows, "objective_privacy": worst[stat], "objective_privacy_attack": worst["attack"],
-        "objective_privacy_low": worst.get(f"{stat}_low", np.nan), "objective_privacy_high": worst.get(f"{stat}_high", np.nan),
-        "objective_utility": pool.utility.task_loss(trials, weights), "objective_utility_low": low,
+        "attack_metrics": rows, **{k: v for k, v in objective.items() if k.startswith("objective_privacy")},
+        "objective_utility": pool.utility_report.task_loss(trials, weights), "objective_utility_low": low,
         "objective_utility_high": high, "scores": attacked.scores,
     }
 
 
-def majority_vote(results: Results, trials: list[str], weights: list[float]) -> dict[str, dict]:
+def majority_vote(
+    results: Results, trials: list[str], weights: list[float], *, n_bootstrap: int, seed: int
+) -> dict[str, dict]:
     """The study's ensemble: each member flags a record at its own calib threshold; the ensemble flags it
     when members holding more than half the weight do. Eval-fold TPR, TNR and balanced accuracy (with CIs)
     for every configured attack (the vote needs only each member's own scores)."""
@@ -259,7 +258,7 @@ def majority_vote(results: Results, trials: list[str], weights: list[float]) -> 
         flagged = (votes > 0.5 + 1e-12).astype(np.float64)
         tpr, tnr = metrics.rates(flagged, labels, 0.5)
         low, high = metrics.bootstrap_ci(lambda s, y: float(np.mean(metrics.rates(s, y, 0.5))), flagged, labels,
-                                         n_bootstrap=200, seed=0)
+                                         n_bootstrap=n_bootstrap, seed=seed)
         out[name] = {"tpr": tpr, "tnr": tnr, "balanced_accuracy": (tpr + tnr) / 2,
                      "balanced_accuracy_low": low, "balanced_accuracy_high": high}
     return out
@@ -300,6 +299,13 @@ def ensemble_row(pool: Pool, choice: Choice, evaluation: dict, single: dict, *, 
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+
+
+def utility_halves(record_ids) -> tuple[list[str], list[str]]:
+    """The utility records' selection half and report half: every other record in record-id order, so the
+    halves are fixed by the records themselves (the same for every candidate and every run)."""
+    ids = sorted(record_ids)
+    return ids[0::2], ids[1::2]
 
 
 def _mixture(chosen: list[str]) -> tuple[list[str], np.ndarray]:

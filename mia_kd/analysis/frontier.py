@@ -1,7 +1,11 @@
 """Privacy-utility frontiers: Pareto fronts per method and across methods, their hypervolume and knee.
 
-Both objectives are minimised: privacy (the worst-case attack statistic on the student, eval fold) and
-utility (task loss, nats/token). Hypervolumes are taken against one reference point per sweep, recorded in
+Both objectives are minimised: privacy and utility (task loss, nats/token). Every *choice* here (which
+trials are on a front, the knee, the hypervolume ranking) reads the **selection** privacy objective: the
+student's worst-case attack statistic on the calib fold, the attack chosen there (``selection_privacy``).
+What is *reported* next to each point is the eval value of that same attack with its CI
+(``objective_privacy``): picking the best of many trials on the fold that is then reported would overstate
+the winner (a winner's curse). Hypervolumes are taken against one reference point per sweep, recorded in
 ``<results>/frontier.json`` the first time it is computed, so fronts of different methods, and of the same
 sweep analysed again after more trials, compare.
 """
@@ -9,6 +13,7 @@ sweep analysed again after more trials, compare.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +25,12 @@ from mia_kd.analysis.results import Results
 from mia_kd.errors import UserError
 from mia_kd.sweep.storage import SweepStorage
 
-OBJECTIVES = ("objective_privacy", "objective_utility")
+OBJECTIVES = ("selection_privacy", "objective_utility")  # what fronts, knees and hypervolumes are of
+REPORTED = ("objective_privacy", "objective_privacy_low", "objective_privacy_high")  # eval, shown beside
 DEFAULT_MARGIN = 0.5
 REFERENCE_FILE = "frontier.json"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,8 +44,10 @@ class Reference:
 
 @dataclass(frozen=True)
 class Frontier:
-    """``points``: one row per completed trial with ``on_front``, ``on_method_front``, ``is_knee`` and the
-    privacy CI (``privacy_low``/``privacy_high``); ``fronts``: one row per method plus ``all``."""
+    """``points``: one row per completed trial with ``on_front``, ``on_method_front``, ``is_knee`` (all of
+    ``selection_privacy``, calib) and the reported eval privacy with its CI (``objective_privacy``,
+    ``privacy_low``/``privacy_high``); ``fronts``: one row per method plus ``all``, whose hypervolume and
+    ``knee_privacy`` are of the selection objective (``knee_reported_privacy``: the knee's eval value)."""
 
     sweep_id: str
     points: pd.DataFrame
@@ -55,6 +65,11 @@ def reference_point(results: Results, *, margin: float | None = None, given: tup
     storage = SweepStorage.parse(results.root)
     path = storage.url(REFERENCE_FILE)
     recorded = _read_json(storage, path)
+    if results.sweep_id in recorded and recorded[results.sweep_id].get("privacy") != OBJECTIVES[0]:
+        # Recorded by mia-kd 0.1 from eval values, which fronts no longer read: set it anew.
+        log.warning("%s: the reference point of sweep %r was set from eval values; setting it anew from calib",
+                    path, results.sweep_id)
+        recorded.pop(results.sweep_id)
     if results.sweep_id in recorded:
         entry = recorded[results.sweep_id]
         ref = Reference(point=tuple(entry["point"]), basis=entry["basis"], margin=entry.get("margin"))
@@ -82,7 +97,9 @@ def reference_point(results: Results, *, margin: float | None = None, given: tup
             point=(float(point[0]), float(point[1])), margin=margin,
             basis=f"none baseline ({len(none)} trial{'s' * (len(none) > 1)}) + {margin:g} x |baseline|",
         )
-    recorded[results.sweep_id] = {"point": list(ref.point), "basis": ref.basis, "margin": ref.margin}
+    recorded[results.sweep_id] = {
+        "point": list(ref.point), "basis": ref.basis, "margin": ref.margin, "privacy": OBJECTIVES[0],
+    }
     storage.write_text(REFERENCE_FILE, json.dumps(recorded, indent=2))
     return ref
 
@@ -91,17 +108,9 @@ def compute_frontier(results: Results, reference: Reference) -> Frontier:
     """Fronts, hypervolumes and knees of ``results``' completed trials against ``reference``."""
     stat = results.privacy_objective
     points = results.completed[
-        ["trial_id", "sweep_id", "method", "strength", "epsilon", "objective_privacy_attack", *OBJECTIVES]
-    ].copy()
-    ci = results.metric("student")
-    low, high = f"{stat}_low", f"{stat}_high"
-    if low in ci.columns:
-        ci = ci[["trial_id", "attack", low, high]].rename(
-            columns={"attack": "objective_privacy_attack", low: "privacy_low", high: "privacy_high"}
-        )
-        points = points.merge(ci, on=["trial_id", "objective_privacy_attack"], how="left")
-    else:  # tpr_at_fpr_1pct has no interval
-        points["privacy_low"] = points["privacy_high"] = np.nan
+        ["trial_id", "sweep_id", "method", "strength", "epsilon", "selection_privacy_attack",
+         "objective_privacy_attack", *OBJECTIVES, *REPORTED]
+    ].rename(columns={"objective_privacy_low": "privacy_low", "objective_privacy_high": "privacy_high"})
     values = points[list(OBJECTIVES)].to_numpy()
     ref = np.array(reference.point)
     points["on_front"] = pareto_mask(values)
@@ -121,6 +130,7 @@ def compute_frontier(results: Results, reference: Reference) -> Frontier:
             "method": method, "n_trials": len(idx), "n_front": len(front),
             "hypervolume": hypervolume(values[front], ref), "knee_trial_id": points.at[knee, "trial_id"],
             "knee_privacy": values[knee, 0], "knee_utility": values[knee, 1],
+            "knee_reported_privacy": points.at[knee, "objective_privacy"],
         })
     fronts = pd.DataFrame(rows)
     fronts = pd.concat([fronts.iloc[:1], fronts.iloc[1:].sort_values("hypervolume", ascending=False, kind="stable")])
@@ -157,15 +167,18 @@ def format_frontier(frontier: Frontier) -> str:
         knee=np.where(front["is_knee"], "*", ""),
     )
     return "\n".join([
-        f"sweep {frontier.sweep_id}: privacy = worst-case attack {frontier.privacy_label} on the student (eval), "
-        f"utility = task loss (nats/token); both lower is better",
+        f"sweep {frontier.sweep_id}: fronts, knees and hypervolumes are of the selection objective (worst-case "
+        f"attack {frontier.privacy_label} on the student, calib fold) and task loss (nats/token), both lower is "
+        "better; 'privacy' below is the eval value of the attack chosen on calib, with its 95% CI",
         f"hypervolume reference point: ({ref.point[0]:.4f}, {ref.point[1]:.4f}) = {ref.basis}",
         "",
         fronts[["method", "n_trials", "n_front", "hypervolume", "knee"]].to_string(index=False, float_format="{:.4f}".format),
         "",
         "Pareto front across methods (* = knee):",
-        front[["knee", "trial_id", "method", "strength", "privacy", "objective_privacy_attack", "objective_utility"]]
-        .rename(columns={"objective_privacy_attack": "attack", "objective_utility": "task_loss"})
+        front[["knee", "trial_id", "method", "strength", "selection_privacy", "privacy", "objective_privacy_attack",
+               "objective_utility"]]
+        .rename(columns={"selection_privacy": "calib", "privacy": "privacy (eval)",
+                         "objective_privacy_attack": "attack", "objective_utility": "task_loss"})
         .to_string(index=False, float_format="{:.4f}".format),
     ])
 

@@ -6,7 +6,9 @@ plotly ``Figure`` objects. Every function takes the analysis tables described in
 their columns (a missing one is a ``ValueError`` naming it) and creates the parent folders of ``path``.
 
 Both frontier objectives are minimised: x = utility (task loss, nats/token), y = privacy (e.g. the
-worst-case attack AUC); the better corner is the lower left.
+worst-case attack AUC); the better corner is the lower left. Which points are on a front is decided on the
+calib selection objective; y shows each point's eval value (the reported one), so a front drawn through
+them need not be a perfect staircase.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def _privacy_errors(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _privacy_axis(privacy_label: str) -> str:
-    return f"privacy: worst-case attack {privacy_label} (lower is better)"
+    return f"privacy: worst-case attack {privacy_label}, eval (attack and front chosen on calib; lower is better)"
 
 
 def _save(fig: Figure, path: str | Path) -> Path:

@@ -80,7 +80,13 @@ def load_results(root: str, sweep_id: str | None = None) -> Results:
     metrics = metrics.filter(pc.is_in(metrics["trial_id"], value_set=completed["trial_id"].combine_chunks()))
     results = Results(root=root, sweep_id=sweep_id, completed=completed.to_pandas(),
                       n_failed=trials.num_rows - completed.num_rows, metrics=metrics.to_pandas())
-    objectives = results.completed[["objective_privacy", "objective_utility"]].to_numpy(np.float64)
+    if "selection_privacy" not in results.completed or results.completed["selection_privacy"].isna().any():
+        raise UserError(
+            f"sweep {sweep_id!r} under {root!r} was written by mia-kd 0.1 (results schema 1), whose trials have no "
+            "calib selection objective (selection_privacy); fronts and ensembles must not choose on the eval fold. "
+            "Rerun the sweep into a new --out with this version"
+        )
+    objectives = results.completed[["selection_privacy", "objective_privacy", "objective_utility"]].to_numpy(np.float64)
     bad = ~np.isfinite(objectives).all(axis=1)
     if bad.any():
         ids = results.completed.loc[bad, "trial_id"].head(5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import difflib
 import itertools
 from collections.abc import Mapping
@@ -39,27 +40,51 @@ def build_attack(name: str, **params: Any) -> Attack:
     return cls(**params)
 
 
+@dataclass(frozen=True)
+class Fitted:
+    """An attack with its settings and orientation chosen on calib.
+
+    ``orientation`` is +1 or −1: an attack whose calib AUC is below ½ ranks members *low*, which is a
+    strong attack read the wrong way round, not a private model. Its oriented scores
+    (``orientation · attack.score``) keep "higher = member", and every reported number is of them.
+    """
+
+    attack: Attack
+    params: dict[str, Any]  # every field of the attack (grids resolved, defaults included)
+    orientation: int
+
+    @property
+    def name(self) -> str:
+        return self.attack.name
+
+    def score(self, inputs: AttackInputs) -> np.ndarray:
+        """Oriented scores ``(len(inputs),)`` float64; higher means member."""
+        return self.orientation * self.attack.score(inputs)
+
+
 def fit_attack(
     name: str, params: Mapping[str, Any], calib_inputs: AttackInputs, calib_labels: np.ndarray
-) -> tuple[Attack, dict[str, Any]]:
-    """Choose the attack's hyper-parameters on ``calib`` only (DESIGN §4).
+) -> Fitted:
+    """Choose the attack's hyper-parameters **and orientation** on ``calib`` only.
 
     A value given as a list (or tuple) is a grid; a scalar is fixed. Every combination (in the order the
-    params and their values are given) is scored on ``calib_inputs`` and ranked by :func:`metrics.auc`
-    against ``calib_labels`` (n_calib,); the first of the best wins ties. Returns the attack and all its
-    field values (grids resolved, defaults included). Grids over an attack's ``scorer_params`` (fields that
-    change what the scorer computes, e.g. ``recall.shots``) are refused: one scorer pass serves one value.
+    params and their values are given) is scored on ``calib_inputs`` and ranked by its oriented AUC
+    ``max(a, 1 − a)`` (a = :func:`metrics.auc` against ``calib_labels`` (n_calib,)); the first of the best
+    wins ties, and the orientation is −1 exactly when the winner's a is below ½. Grids over an attack's
+    ``scorer_params`` (fields that change what the scorer computes, e.g. ``recall.shots``) are refused: one
+    scorer pass serves one value.
     """
     names, grids = _grid(name, params)
-    best: tuple[float, Attack] | None = None
+    best: tuple[float, Attack, int] | None = None
     for combination in itertools.product(*grids):
         attack = build_attack(name, **dict(zip(names, combination)))
-        score = metrics.auc(attack.score(calib_inputs), calib_labels)
-        if best is None or score > best[0]:
-            best = (score, attack)
+        a = metrics.auc(attack.score(calib_inputs), calib_labels)
+        oriented = max(a, 1.0 - a)
+        if best is None or oriented > best[0]:
+            best = (oriented, attack, 1 if a >= 0.5 else -1)
     assert best is not None  # product of non-empty grids is non-empty
-    attack = best[1]
-    return attack, {option: getattr(attack, option) for option in _options(type(attack))}
+    _, attack, orientation = best
+    return Fitted(attack, {option: getattr(attack, option) for option in _options(type(attack))}, orientation)
 
 
 def check_attack_spec(name: str, params: Mapping[str, Any]) -> None:

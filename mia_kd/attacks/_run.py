@@ -19,9 +19,9 @@ from mia_kd.metrics import evaluate_attack
 
 @dataclass(frozen=True)
 class Attacked:
-    """``rows``: one metrics row per attack (``attack``, ``attack_params`` JSON, :class:`AttackMetrics`
-    fields); ``scores``: attack -> ``(n_records,)`` scores of every record; ``thresholds``: attack -> the
-    threshold fit on calib."""
+    """``rows``: one metrics row per attack (``attack``, ``attack_params`` JSON, ``orientation``,
+    :class:`AttackMetrics` fields); ``scores``: attack -> ``(n_records,)`` oriented scores of every record;
+    ``thresholds``: attack -> the threshold fit on calib."""
 
     rows: list[dict[str, Any]]
     scores: dict[str, np.ndarray]
@@ -55,20 +55,41 @@ def run_attacks(
     seed: int,
     skip: Collection[str] = (),
 ) -> Attacked:
-    """Each attack spec (``.name``, ``.params``) not in ``skip``: settings chosen on calib, threshold fit on
-    calib, every reported number from eval. ``labels`` ``(n_records,)`` 1 = member; the bootstrap of the
+    """Each attack spec (``.name``, ``.params``) not in ``skip``: settings and orientation chosen on calib,
+    threshold fit on calib, every reported number from eval (and the ``calib_*`` selection statistics). ``labels`` ``(n_records,)`` 1 = member; the bootstrap of the
     ``n``-th spec is seeded ``seed * 1000 + n`` (skipped specs keep their place, so seeds do not shift)."""
     calib_inputs = subset(inputs, calib_idx)
     rows, scores, thresholds = [], {}, {}
     for n, spec in enumerate(specs):
         if spec.name in skip:
             continue
-        attack, chosen = fit_attack(spec.name, spec.params, calib_inputs, labels[calib_idx])
-        values = attack.score(inputs)
+        fitted = fit_attack(spec.name, spec.params, calib_inputs, labels[calib_idx])
+        values = fitted.score(inputs)
         result = evaluate_attack(
             values[calib_idx], labels[calib_idx], values[eval_idx], labels[eval_idx],
             n_bootstrap=n_bootstrap, seed=seed * 1000 + n,
         )
-        rows.append({"attack": spec.name, "attack_params": json.dumps(chosen, sort_keys=True), **result.to_dict()})
+        rows.append({
+            "attack": spec.name, "attack_params": json.dumps(fitted.params, sort_keys=True),
+            "orientation": fitted.orientation, **result.to_dict(),
+        })
         scores[spec.name], thresholds[spec.name] = values, result.threshold
     return Attacked(rows=rows, scores=scores, thresholds=thresholds)
+
+
+def privacy_objective(rows: Sequence[dict[str, Any]], statistic: str) -> dict[str, Any]:
+    """The two privacy objectives of one model from its metrics ``rows`` (one per attack).
+
+    *Selection*: the worst case over the attacks of ``statistic`` on calib (``calib_<statistic>``), and the
+    attack that reaches it (the first in config order on ties). *Reported*: that same attack's eval value and
+    CI. Choosing the worst attack on eval instead would pick the attack that got lucky on the reported fold.
+    """
+    chosen = max(rows, key=lambda row: row[f"calib_{statistic}"])
+    return {
+        "selection_privacy": float(chosen[f"calib_{statistic}"]),
+        "selection_privacy_attack": chosen["attack"],
+        "objective_privacy": float(chosen[statistic]),
+        "objective_privacy_low": float(chosen.get(f"{statistic}_low", float("nan"))),
+        "objective_privacy_high": float(chosen.get(f"{statistic}_high", float("nan"))),
+        "objective_privacy_attack": chosen["attack"],
+    }

@@ -4,7 +4,8 @@ The ensemble's next-token distribution is the weighted mixture of its members',
 ``log p(x_i | x_<i) = logsumexp_m(log w_m + log p_m(x_i | x_<i))``, each member with its serve-stage
 transform (if any) applied to its logits first. That is exactly what
 :func:`mia_kd.analysis.mixture.mixture_logprobs` computes from the members' stored per-token log-probs,
-so the leakage measured there is the leakage of the model loaded here.
+so the leakage measured there is the leakage of the model loaded here; :meth:`MixtureLM.token_logprobs`
+computes it the same way (each member through the sweep's scorer, then that function).
 
 Folder layout (``format: mia_kd.ensemble/1``)::
 

@@ -9,11 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from mia_kd.analysis.mixture import check_weights
+from mia_kd.analysis.mixture import check_weights, mixture_logprobs
 from mia_kd.errors import UserError
-from mia_kd.models.batching import pad
 from mia_kd.models.build import context_length
-from mia_kd.models.scoring import Windowed
+from mia_kd.models.scoring import score
 from mia_kd.models.tokenizer import encode
 
 log = logging.getLogger(__name__)
@@ -25,7 +24,7 @@ class MixtureLM(torch.nn.Module):
     ``models[m]``'s logits pass through ``transforms[m]`` (its serve-stage transform, or None) before its
     log-softmax; the mixture is ``logsumexp_m(log w_m + log_softmax_m)``. ``max_length`` is the token
     budget per text in :meth:`token_logprobs` (the sweep's ``tokenizer.max_length``, so the ids match the
-    stored records); None cuts nothing (texts longer than the context are windowed).
+    stored records); None cuts nothing (texts longer than a member's context are windowed).
     """
 
     def __init__(
@@ -63,7 +62,9 @@ class MixtureLM(torch.nn.Module):
         """``(batch, seq)`` ids and mask → ``(batch, seq, vocab)`` float32 log-probs of the mixture.
 
         ``vocab`` is the narrowest member's output width: wider output layers' extra columns are no token
-        (each member's softmax still runs over its full width, as the scorer's does).
+        (each member's softmax still runs over its full width, as the scorer's does). The same mixture as
+        :meth:`token_logprobs`, kept in float32 over the whole vocabulary (float64 would double the largest
+        tensor here), so the two differ by float32 rounding.
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -84,23 +85,27 @@ class MixtureLM(torch.nn.Module):
     def token_logprobs(self, texts: Sequence[str], *, batch_size: int = 32) -> list[np.ndarray]:
         """Per text, ``(n_tokens,)`` float32 log-prob of each observed token under the mixture.
 
-        Texts are encoded and windowed as the scorer's records are (:func:`mia_kd.models.tokenizer.encode`:
-        the begin-of-text token first, every text token predicted, cut at ``max_length`` tokens if set;
-        texts longer than the context scored with :func:`mia_kd.models.scoring.windows`).
+        Computed as the sweep's stored mixture is: each member scored by the sweep's scorer
+        (:func:`mia_kd.models.scoring.score`, its serve-stage transform applied, texts longer than *its*
+        context windowed at that context), then :func:`mia_kd.analysis.mixture.mixture_logprobs` in float64.
+        Texts are encoded as the scorer's records are (:func:`mia_kd.models.tokenizer.encode`: the
+        begin-of-text token first, every text token predicted, cut at ``max_length`` tokens if set).
+        Batches other than the sweep's pad rows to other widths: the result then differs from the stored
+        one by float32 rounding, nothing more.
         """
         rows, cut = encode(self.tokenizer, texts, max_length=self.max_length)
         if cut:
             log.warning("%d texts were longer than %d tokens and were cut", cut, self.max_length)
-        windowed = Windowed.of(rows, self.context)
-        outputs: list[tuple[np.ndarray, ...]] = [()] * len(windowed.pieces)
-        for batch in windowed.batches(batch_size):
-            ids, mask = pad([windowed.pieces[k][2] for k in batch], pad_id=self.pad_id)
-            ids, mask = ids.to(self.device), mask.to(self.device)
-            logp = self(ids, mask)[:, :-1]
-            observed = logp.gather(-1, ids[:, 1:, None]).squeeze(-1).cpu().numpy()
-            for j, k in enumerate(batch):
-                outputs[k] = (observed[j, windowed.kept(k)],)
-        return [row[0].astype(np.float32) for row in windowed.stitch(outputs)]
+        per_member = [
+            score(
+                model, rows, pad_id=self.pad_id, batch_size=batch_size, device=self.device, transform=transform,
+                context=context_length(model),
+            ).logprobs
+            for model, transform in zip(self.members, self.transforms, strict=True)
+        ]
+        return [
+            mixture_logprobs([lp[i] for lp in per_member], self.weights).astype(np.float32) for i in range(len(rows))
+        ]
 
     @torch.inference_mode()
     def generate(

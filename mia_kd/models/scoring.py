@@ -36,7 +36,8 @@ def score(
 
     With ``prefix`` (ReCaLL), each row is scored as ``prefix + row[1:]`` and statistics cover the row's
     own tokens only, so they align one to one with the plain pass. Results are in the order of ``rows``
-    and do not depend on ``batch_size`` or on that order (right padding, causal attention).
+    and do not depend on ``batch_size`` or on that order (right padding, causal attention) beyond float32
+    rounding: a batch pads to its longest row, and other widths make the kernels sum in another order.
 
     A row longer than ``context`` tokens (the model's positions) is scored with a sliding window: windows
     of ``context`` tokens every ``context // 2``, each token scored once, in the first window that has it

@@ -45,6 +45,7 @@ from mia_kd.privacy import (
     method_class,
 )
 from mia_kd.privacy._vulnerability import from_json as vulnerability_from_json
+from mia_kd.privacy._vulnerability import to_json as vulnerability_to_json
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ def save_student(students_root: str | Path, result: Any) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     result.student.save_pretrained(tmp, safe_serialization=True)
     result.tokenizer.save_pretrained(tmp)
+    vulnerability = getattr(result, "vulnerability", None)
+    if vulnerability is not None:  # serve-stage temperature / red_list read it when the student is reloaded
+        (tmp / VULNERABILITY).write_text(json.dumps(vulnerability_to_json(vulnerability)))
     (tmp / META).write_text(json.dumps({
         "trial_id": row["trial_id"], "sweep_id": row["sweep_id"], "method": row["method"],
         "strength": row["strength"], "privacy_stage": row["privacy_stage"],
@@ -95,7 +99,7 @@ def load_student(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, Transform | None]:
     """``(model, tokenizer, serve_transform)`` of a saved student, the model in eval mode, float32, on the CPU.
 
-    ``serve_transform`` is the privacy method's ``transform_logits`` when the student was scored at serve
+    ``serve_transform`` is the privacy method's ``serve_logits`` when the student was scored at serve
     stage (apply it to the model's logits, as ``mia_kd.models.scoring.score(transform=...)`` does), else None.
     ``vulnerability`` is needed only by serve-stage methods that read the vulnerable tokens (``temperature``,
     ``red_list``) and only when the folder holds no ``vulnerability.json``: the sweep caches it next to the
@@ -121,7 +125,7 @@ def load_student(
         # The modules only; their fresh initial values are overwritten by the saved weights below.
         model = method.modify_student(model)
     _load_weights_strictly(model, folder, meta)
-    return model.eval(), tokenizer, method.transform_logits if method is not None and serve else None
+    return model.eval(), tokenizer, method.serve_logits if method is not None and serve else None
 
 
 def _method(
@@ -148,13 +152,10 @@ def _saved_vulnerability(folder: Path, method: str, config: dict[str, Any]) -> V
     path = folder / VULNERABILITY
     if path.is_file():
         return vulnerability_from_json(json.loads(path.read_text()))
-    privacy = config.get("privacy", {})
-    attack, rule = privacy.get("vulnerability_attack", "loss"), privacy.get("vulnerable_tokens", "all")
-    cached = f"vulnerability-{attack}-{rule}.json"  # the name trial._vulnerability caches it under
     raise UserError(
-        f"student {str(folder)!r}: method {method!r} reads the teacher's vulnerable tokens, which are not saved with "
-        f"the student; copy the teacher cache's {cached} into the folder as {VULNERABILITY}, or pass "
-        "load_student(..., vulnerability=...)"
+        f"student {str(folder)!r}: method {method!r} reads the teacher's vulnerable tokens, but the folder has no "
+        f"{VULNERABILITY} (students saved by mia-kd 0.1 lack it); copy the teacher cache's vulnerability-*.json "
+        f"for this sweep into the folder as {VULNERABILITY}, or pass load_student(..., vulnerability=...)"
     )
 
 

@@ -64,3 +64,25 @@ def encode(
             truncated += 1
         ids.append(row)
     return ids, truncated
+
+
+def scored_texts(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], rows: Sequence[Sequence[int]], *, max_length: int | None
+) -> list[str]:
+    """The part of each text its ``rows`` (from :func:`encode` at ``max_length``) cover: the text itself, or,
+    where the row was cut, the decoded kept tokens.
+
+    Text-level attack inputs (zlib's compressed length, the lowercased text) must describe the span the model
+    scored: dividing the first ``max_length`` tokens' log-likelihood by the whole text's compressed length
+    mixes two different spans.
+    """
+    out = list(texts)
+    if max_length is None:
+        return out
+    full_at_cut = [i for i, row in enumerate(rows) if len(row) == max_length]
+    if full_at_cut:
+        lengths = [len(ids) for ids in tokenizer([texts[i] for i in full_at_cut], add_special_tokens=False)["input_ids"]]
+        for i, n in zip(full_at_cut, lengths, strict=True):
+            if n + 1 > max_length:  # the row was cut (its first id is the begin-of-text token)
+                out[i] = tokenizer.decode(rows[i][1:])
+    return out

@@ -38,6 +38,12 @@ class StepHooks(Protocol):
 
     def backward(self, model: torch.nn.Module, loss_fn: BatchLoss, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor: ...
 
+    def batches(self, lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """One epoch's index batches, ``ceil(len(lengths) / batch_size)`` of them (the LR schedule counts on
+        that). A batch may be empty (Poisson sampling): the step is still taken, ``backward`` gets
+        ``(0, 1)`` tensors."""
+        ...
+
 
 @dataclass(frozen=True)
 class FitReport:
@@ -87,7 +93,9 @@ def fit(
 ) -> FitReport:
     """Train ``model`` in place on token id ``rows`` for ``schedule.epochs`` epochs.
 
-    ``hooks`` (a privacy method) may wrap the module and optimiser and replace the backward pass.
+    ``hooks`` (a privacy method) may wrap the module and optimiser, replace the backward pass and choose
+    the batches (DP-SGD samples them the way its accountant assumes); without, batches are shuffled,
+    length-bucketed partitions of the rows.
     ``amp_dtype`` (e.g. bf16, from :func:`autocast_dtype`) runs the forward passes under autocast; weights,
     gradients and optimiser state stay fp32.
     """
@@ -118,12 +126,17 @@ def fit(
             model, optimizer, batch_size=schedule.batch_size, n_records=len(rows), epochs=schedule.epochs
         )
         clip = not hooks.clips_gradients
+    epoch_batches = bucketed_batches if hooks is None else hooks.batches
     start, tokens, epoch_loss = time.perf_counter(), 0, float("nan")
     bar = tqdm(total=total, desc=desc, unit="step", disable=not progress, leave=False)
     for _ in range(schedule.epochs):
         losses = []
-        for batch in bucketed_batches(lengths, schedule.batch_size, rng):
-            ids, mask = pad([rows[i] for i in batch], pad_id=pad_id)
+        for batch in epoch_batches(lengths, schedule.batch_size, rng):
+            if len(batch):
+                ids, mask = pad([rows[i] for i in batch], pad_id=pad_id)
+            else:  # an empty Poisson batch: still a (noise-only) step
+                ids = torch.zeros((0, 1), dtype=torch.long)
+                mask = torch.zeros_like(ids)
             ids, mask = ids.to(device), mask.to(device)
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
@@ -135,7 +148,8 @@ def fit(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.grad_clip)
             optimizer.step()
             scheduler.step()
-            losses.append(loss.item())
+            if len(batch):
+                losses.append(loss.item())
             tokens += int(mask.sum())
             bar.update()
         epoch_loss = float(np.mean(losses)) if losses else float("nan")

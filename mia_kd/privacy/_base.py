@@ -10,7 +10,14 @@ acts through one hook:
 - ``optimizer``: changes the optimiser step (``wrap_training``).
 
 Methods whose ``stages`` include ``"serve"`` can instead wrap the *student's* logits at scoring time
-(``privacy.stage: serve``), the study's own setting: the same ``transform_logits`` is applied there.
+(``privacy.stage: serve``), the study's own setting, through ``serve_logits``: by default the same
+transform as ``transform_logits``; a method overrides it where serving needs another behaviour (a
+released distribution must be scale-free; served noise must not depend on the batch a record came in).
+
+Every target transform is invariant to adding a constant to all logits of a position (softmax cannot
+tell the two apart, so neither may the transform). ``strength_space(config)`` is the range the sweep
+searches: where the method starts acting in the direction it claims, as integers where its effect is
+discrete; the class's ``[low, high]`` is what a single trial may set.
 """
 
 from __future__ import annotations
@@ -24,11 +31,21 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from mia_kd.errors import MiaKdError
+from mia_kd.models.batching import bucketed_batches
 from mia_kd.models.train import standard_backward
 from mia_kd.registry import Registry
 
 Hook = Literal["none", "targets", "records", "architecture", "optimizer"]
 Stage = Literal["train", "serve"]
+
+
+@dataclass(frozen=True)
+class StrengthSpace:
+    """The strengths a sweep searches for one method and student: ``[low, high]``, integers if ``integer``."""
+
+    low: float
+    high: float
+    integer: bool = False
 
 
 class MethodParams(BaseModel):
@@ -78,6 +95,7 @@ class PrivacyMethod:
     low: ClassVar[float]
     high: ClassVar[float]
     neutral: ClassVar[float] = 0.0
+    integer_strength: ClassVar[bool] = False  # a discrete effect: only whole-number strengths are allowed
     summary: ClassVar[str]  # one line for `mia-kd methods`
     trades: ClassVar[str] = ""  # what it is expected to trade (README table)
     stages: ClassVar[frozenset[Stage]] = frozenset({"train"})
@@ -99,10 +117,24 @@ class PrivacyMethod:
     def is_neutral(self) -> bool:
         return self.strength == self.neutral
 
+    @classmethod
+    def strength_space(cls, config: Any) -> StrengthSpace:
+        """The strengths to search for the trial ``config`` (a :class:`~mia_kd.config.TrialConfig`).
+
+        Default: the class range, as floats (as integers for a method with ``integer_strength``). A method
+        whose useful range depends on the student overrides this; it reads configs only, never weights.
+        """
+        return StrengthSpace(float(cls.low), float(cls.high), cls.integer_strength)
+
     # ---- hooks: each method overrides the one it acts through; all are the identity here
     def transform_logits(self, logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(batch, seq, vocab)`` teacher logits (or, at serve stage, student logits) → transformed logits."""
         return logits
+
+    def serve_logits(self, logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Serve stage: ``(batch, seq, vocab)`` student logits → the logits the scorer reads; ``mask`` is
+        ``(batch, seq)`` with 1 on real (right-padded) tokens. Default: :meth:`transform_logits`."""
+        return self.transform_logits(logits, input_ids, mask)
 
     def select_records(self, member_ids: Sequence[str]) -> list[int]:
         """Indices (into ``member_ids``, the transfer set in its order) of the records to distil on."""
@@ -125,6 +157,10 @@ class PrivacyMethod:
     def backward(self, model: torch.nn.Module, loss_fn, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Forward, loss and gradients for one batch; returns the (detached) loss."""
         return standard_backward(model, loss_fn, input_ids, mask)
+
+    def batches(self, lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """One epoch's index batches: the loop's shuffled, length-bucketed partition (DP-SGD samples its own)."""
+        return bucketed_batches(lengths, batch_size, rng)
 
     def report(self) -> dict[str, Any]:
         """Extra facts for the trial row (e.g. ε for DP-SGD), after training."""

@@ -39,6 +39,11 @@ def check_method(name: str, strength: float, params: dict[str, Any], stage: str)
         raise ConfigError(
             f"privacy.strength: got {strength!r}, {name} allows [{cls.low:g}, {cls.high:g}] (neutral {cls.neutral:g})"
         )
+    if cls.integer_strength and strength != int(strength):
+        raise ConfigError(
+            f"privacy.strength: got {strength!r}, {name} takes a whole number in [{cls.low:g}, {cls.high:g}] "
+            f"(neutral {cls.neutral:g})"
+        )
     if stage not in cls.stages:
         raise ConfigError(f"privacy.stage: got {stage!r}, {name} supports {', '.join(sorted(cls.stages))}")
     _params(cls, params)
@@ -65,8 +70,9 @@ def methods_markdown() -> str:
     """The README's table of methods (a test keeps the README's copy equal to this)."""
     lines = ["| method | hook | strength | neutral | stages | what it does | expected trade |", "|---|---|---|---|---|---|---|"]
     for cls in method_classes():
+        integer = " integer" if cls.integer_strength else ""
         lines.append(
-            f"| `{cls.name}` | {cls.hook} | [{cls.low:g}, {cls.high:g}] | {cls.neutral:g} | "
+            f"| `{cls.name}` | {cls.hook} | [{cls.low:g}, {cls.high:g}]{integer} | {cls.neutral:g} | "
             f"{', '.join(sorted(cls.stages))} | {cls.summary} | {cls.trades} |"
         )
     return "\n".join(lines)

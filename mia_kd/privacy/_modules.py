@@ -7,10 +7,11 @@ Shared by the ``architecture`` methods (``bottleneck``, ``nonorm``). Attribute n
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
-from transformers import PretrainedConfig
+from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
 from transformers.pytorch_utils import Conv1D
 
 from mia_kd.errors import ConfigError
@@ -22,6 +23,31 @@ def text_config(model: nn.Module, method: str) -> PretrainedConfig:
     if not isinstance(config, PretrainedConfig):
         raise ConfigError(f"{method}: the student {type(model).__name__} has no transformers config to read sizes from")
     return config.get_text_config()
+
+
+def student_config(config: Any) -> PretrainedConfig:
+    """The transformers config of the student a trial ``config`` (a ``TrialConfig``) describes, no weights.
+
+    Built from ``student.model_type``/``student.config`` as the trial builds it, or read from a pretrained
+    student's ``config.json``. Raises :class:`ConfigError` where it cannot be read (an unknown type, or a
+    hub id that is not cached while offline).
+    """
+    student = config.student
+    if student.pretrained is not None:
+        from mia_kd.models.pretrained import model_config
+
+        return model_config(student.pretrained, what="student model", trust_remote_code=student.trust_remote_code)
+    try:
+        return AutoConfig.for_model(student.model_type, **student.config)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"student.model_type/student.config: {str(exc).splitlines()[0]}") from None
+
+
+def meta_model(config: Any) -> nn.Module:
+    """The student a trial ``config`` describes, built on the meta device: its modules and shapes, no weights."""
+    model_cfg = student_config(config)
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(model_cfg, trust_remote_code=config.student.trust_remote_code)
 
 
 def hidden_size(config: PretrainedConfig) -> int:

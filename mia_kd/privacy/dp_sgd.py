@@ -2,44 +2,70 @@
 
 Abadi et al. 2016, *Deep Learning with Differential Privacy*: every record's gradient is clipped to norm
 ``max_grad_norm`` (C), the clipped gradients are summed, Gaussian noise of standard deviation ``σ · C`` is
-added and the sum is divided by the batch size. The clipping, noise and averaging are Opacus's
+added and the sum is divided by the expected batch size. The clipping, noise and averaging are Opacus's
 ``DPOptimizer`` wrapped around the loop's AdamW, and ε is Opacus's ``RDPAccountant`` (Yousefpour et al.
 2021, *Opacus: User-Friendly Differential Privacy Library in PyTorch*).
 
-Strength = the noise multiplier σ ∈ [0, 10]. σ = 0 is neutral: no noise *and* no clipping, because the
-trainer skips every hook at neutral strength (plain distillation, not "clipping without noise").
+Strength = the noise multiplier σ: a single trial may set [0, 10], a sweep searches [0.5, 10]. σ = 0 is
+neutral: the trainer skips every hook (plain distillation: no clipping, no noise, the loop's own batches).
+Just above 0 the method still clips every record and samples Poisson batches, but the accountant's ε says
+nothing: at the quickstart's scale (1000 records, batches of 32, 10 epochs, δ = 1e-4) ε is about 6000 at
+σ = 0.1, 89 at 0.3, 21 at 0.5, 3.6 at 1 and 0.37 at 5. A front near 0 would measure clipping, not the
+noise the method is named for, so the search starts at σ = 0.5 and clipping alone is its own point:
+``strength: 0`` with ``clip_only: true`` clips per record on the same Poisson batches and adds no noise
+(reported ε = inf: no guarantee).
+
+Sampling and accounting: RDP accounting of DP-SGD (Mironov, Talwar and Zhang 2019, *Rényi Differential
+Privacy of the Sampled Gaussian Mechanism*) assumes Poisson sampling, so that is how the batches are drawn
+(:meth:`DpSgd.batches`, as Opacus's ``DPDataLoader`` does): at every step each transfer record enters
+independently with probability q = batch_size / n, for ceil(n / batch_size) steps per epoch. Batch sizes
+vary; an empty batch is still a step (noise only) and is accounted; gradients are divided by the expected
+batch size q·n. ε is converted from RDP at δ (Balle et al. 2020, Theorem 21) over the orders
+:data:`RDP_ORDERS`; δ defaults to 1 / (10·n), a configured δ above 1 / n is refused (a mechanism that
+publishes one random record outright meets δ = 1 / n) and one above 1 / (10·n) is warned about. The
+sampling and the noise come from the trial's seed, so a rerun reproduces the student bit for bit; the
+guarantee holds for an attacker who does not know that seed.
+
+What ε bounds: how much any one *transfer record* can change the distribution of the distilled student,
+*given a fixed teacher* (the teacher's targets are a fixed function of each record). Here the transfer set
+is the teacher's members, and every member also shaped the teacher, whose targets on every record carry
+that influence into the student; ε does not bound what the student reveals about the teacher's
+membership.
 
 Per-sample gradients are computed here, not by Opacus's ``GradSampleModule``: on transformers' GPT-2 (tied
 input/output embeddings, ``Conv1D``) its hooks mode fails ("stack expects each tensor to be equal size"), its
 functorch mode fails ("Trying to add hooks twice"), and ``torch.func.vmap`` stops at the attention-mask code's
 data-dependent branch. So :func:`per_sample_gradients` runs one forward/backward per record of the batch,
-each record's loss being the trainer's ``loss_fn`` on its own ``(1, seq)`` slice (teacher call included). A
-tied weight is one parameter, so its per-sample gradient already sums both of its uses. Cost: ``batch``
-forward/backward passes per step instead of one, and ``batch × n_params`` floats of per-sample gradients
-(the same memory Opacus would need).
-
-Accounting, honestly: the accountant steps once per optimiser step at sample rate ``batch_size /
-n_records`` and ``delta`` defaults to ``1 / n_records``. RDP accounting assumes Poisson sampling (each record
-enters each batch independently with that probability), whereas the loop uses shuffled, length-bucketed
-batches of fixed size, each record exactly once per epoch. The reported ε is therefore the customary
-figure under the Poisson assumption, not a proven bound for this exact sampler.
+each record's loss being the trainer's ``loss_fn`` on its own unpadded ``(1, length)`` slice (teacher call
+included), so a Poisson batch's mixed lengths cost no padding. A tied weight is one parameter, so its
+per-sample gradient already sums both of its uses. Cost: ``batch`` forward/backward passes per step instead
+of one, and ``batch × n_params`` floats of per-sample gradients (the same memory Opacus would need).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Sequence
+from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from pydantic import Field
 
+from mia_kd.errors import ConfigError
 from mia_kd.models.train import BatchLoss
-from mia_kd.privacy._base import METHODS, MethodParams, PrivacyMethod
+from mia_kd.privacy._base import METHODS, MethodParams, PrivacyMethod, StrengthSpace
 
 if TYPE_CHECKING:
     from opacus.accountants import RDPAccountant
 
 log = logging.getLogger(__name__)
+
+# RDP orders ε is minimised over: Opacus's default grid, fixed here so the reported ε does not move with it.
+RDP_ORDERS: tuple[float, ...] = tuple([1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)))
+SEARCH_LOW = 0.5  # the sweep's lowest σ: below it ε is in the tens to thousands (see the module docstring)
 
 
 class DpSgdParams(MethodParams):
@@ -50,8 +76,19 @@ class DpSgdParams(MethodParams):
         default=None,
         gt=0.0,
         lt=1.0,
-        description="δ of the reported (ε, δ) guarantee; None = 1 / (number of transfer records), as is customary",
+        description="δ of the reported (ε, δ) guarantee; None = 1 / (10 · number of transfer records); "
+        "above 1 / n is refused, above 1 / (10 n) warned about",
     )
+    clip_only: bool = Field(
+        default=False,
+        description="with strength 0: clip each record's gradient on Poisson batches but add no noise "
+        "(measures clipping alone; no guarantee, ε = inf)",
+    )
+
+
+def sample_rate(batch_size: int, n_records: int) -> float:
+    """q, the probability that a record enters a step's batch: ``batch_size / n_records``, at most 1."""
+    return min(1.0, batch_size / n_records)
 
 
 def per_sample_gradients(
@@ -63,13 +100,17 @@ def per_sample_gradients(
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Each record's loss and its gradient with respect to ``params``.
 
-    ``input_ids`` and ``mask`` are ``(batch, seq)``; record ``b``'s loss is ``loss_fn`` on the ``(1, seq)``
-    slices ``b:b+1``. Returns the losses ``(batch,)`` (detached) and, per parameter, a ``(batch, *p.shape)``
-    tensor of per-record gradients (zeros where a record does not reach the parameter).
+    ``input_ids`` and ``mask`` are ``(batch, seq)``, right-padded; record ``b``'s loss is ``loss_fn`` on its
+    real tokens, the ``(1, length_b)`` slice of row ``b`` (right padding changes no real position's output,
+    so this is its loss in the padded batch without the padded positions' cost). Returns the losses
+    ``(batch,)`` (detached) and, per parameter, a ``(batch, *p.shape)`` tensor of per-record gradients
+    (zeros where a record does not reach the parameter). An empty batch gives ``(0,)`` and ``(0, *p.shape)``.
     """
+    if input_ids.shape[0] == 0:
+        return input_ids.new_zeros(0, dtype=torch.float32), [p.new_zeros((0, *p.shape)) for p in params]
     losses, grads = [], []
-    for b in range(input_ids.shape[0]):
-        ids, m = input_ids[b : b + 1], mask[b : b + 1]
+    for b, length in enumerate(mask.sum(dim=1).tolist()):
+        ids, m = input_ids[b : b + 1, :length], mask[b : b + 1, :length]
         loss = loss_fn(model(input_ids=ids, attention_mask=m).logits, ids, m)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the training loss of record {b} of the batch became {loss.item()}")
@@ -85,19 +126,54 @@ class DpSgd(PrivacyMethod):
     low = 0.0
     high = 10.0
     neutral = 0.0
-    summary = "DP-SGD via Opacus: clip each record's gradient to max_grad_norm, add Gaussian noise of `strength` × it"
-    trades = "a formal (ε, δ) bound on every record for a noisier, slower student"
+    summary = (
+        "DP-SGD via Opacus on Poisson-sampled batches: clip each record's gradient to max_grad_norm, "
+        "add Gaussian noise of `strength` × it; `clip_only` at strength 0 clips without noise"
+    )
+    trades = (
+        "an (ε, δ) bound on a transfer record's influence on the student given a fixed teacher (not on "
+        "teacher membership) for a noisier, slower student"
+    )
     Params = DpSgdParams
     clips_gradients = True
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._accountant: RDPAccountant | None = None  # set by wrap_training, i.e. only at non-neutral strength
+        if self.clip_only and self.strength != 0.0:
+            raise ConfigError(
+                f"privacy.params.clip_only: true adds no noise, so it needs privacy.strength 0; got strength "
+                f"{self.strength:g} (drop clip_only for noise of that multiplier)"
+            )
+        self._accountant: RDPAccountant | None = None  # set by wrap_training, i.e. only when not neutral
         self._delta = float("nan")
+        self._sample_rate = float("nan")
 
     @property
     def max_grad_norm(self) -> float:
         return self.params.max_grad_norm  # type: ignore[attr-defined]  # self.params is a DpSgdParams
+
+    @property
+    def clip_only(self) -> bool:
+        return self.params.clip_only  # type: ignore[attr-defined]
+
+    @property
+    def is_neutral(self) -> bool:
+        # σ = 0 is plain distillation unless clipping alone was asked for.
+        return self.strength == self.neutral and not self.clip_only
+
+    @classmethod
+    def strength_space(cls, config: Any) -> StrengthSpace:
+        """σ ∈ [0.5, 10]: where the noise, not the clipping, is what the search varies."""
+        return StrengthSpace(SEARCH_LOW, float(cls.high), False)
+
+    def batches(self, lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """One epoch of Poisson batches: ``ceil(n / batch_size)`` steps, each record in each with probability q.
+
+        Returns index arrays (ascending, possibly empty), drawn from ``rng`` (the loop's seeded generator).
+        """
+        n = len(lengths)
+        q = sample_rate(batch_size, n)
+        return [np.flatnonzero(rng.random(n) < q) for _ in range(-(-n // batch_size))]
 
     def wrap_training(
         self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, batch_size: int, n_records: int, epochs: int
@@ -109,8 +185,8 @@ class DpSgd(PrivacyMethod):
         """
         if n_records < 1:
             raise ValueError("dp_sgd needs at least one transfer record")
-        delta = self.params.delta  # type: ignore[attr-defined]
-        self._delta = float(delta) if delta is not None else 1.0 / n_records
+        self._delta = self._check_delta(n_records)
+        self._sample_rate = sample_rate(batch_size, n_records)
         device = next(model.parameters()).device
         # Imported here: listing or validating methods should not need Opacus loaded.
         from opacus.accountants import RDPAccountant
@@ -120,19 +196,33 @@ class DpSgd(PrivacyMethod):
             optimizer,
             noise_multiplier=self.strength,
             max_grad_norm=self.max_grad_norm,
-            expected_batch_size=batch_size,
+            # Under Poisson sampling the sum is divided by the expected batch size q·n, not the drawn one
+            # (which would reveal how many records a step drew).
+            expected_batch_size=min(batch_size, n_records),
             # The noise comes from the trial's seed, so a rerun reproduces the run bit for bit.
             generator=torch.Generator(device=device).manual_seed(self.context.seed),
         )
         self._accountant = RDPAccountant()
-        sample_rate = min(1.0, batch_size / n_records)
-        dp_optimizer.attach_step_hook(self._accountant.get_optimizer_hook_fn(sample_rate=sample_rate))
+        dp_optimizer.attach_step_hook(self._accountant.get_optimizer_hook_fn(sample_rate=self._sample_rate))
         return model, dp_optimizer
+
+    def _check_delta(self, n_records: int) -> float:
+        delta = self.params.delta  # type: ignore[attr-defined]
+        if delta is None:
+            return 1.0 / (10 * n_records)
+        if delta > 1.0 / n_records:
+            raise ConfigError(
+                f"privacy.params.delta: got {delta:g}, must be at most 1 / {n_records} (the transfer set's size); "
+                f"default (null) 1 / (10 · {n_records})"
+            )
+        if delta > 1.0 / (10 * n_records):
+            log.warning("dp_sgd: delta %g is above 1 / (10 · %d); the (ε, δ) guarantee is weak", delta, n_records)
+        return float(delta)
 
     def backward(self, model: torch.nn.Module, loss_fn, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Sets ``p.grad_sample`` ``(batch, *p.shape)`` on every trainable parameter for ``DPOptimizer.step``.
 
-        Returns the mean of the records' losses (the loop's running loss), detached.
+        Returns the mean of the records' losses (the loop's running loss), detached; NaN for an empty batch.
         """
         params = [p for p in model.parameters() if p.requires_grad]
         losses, grads = per_sample_gradients(model, loss_fn, input_ids, mask, params)
@@ -142,19 +232,30 @@ class DpSgd(PrivacyMethod):
 
     @property
     def steps(self) -> int:
-        """Optimiser steps the accountant has seen."""
+        """Optimiser steps the accountant has seen (empty batches included)."""
         if self._accountant is None:
             return 0
         return sum(n_steps for _, _, n_steps in self._accountant.history)
 
     def report(self) -> dict[str, Any]:
-        """ε at ``delta`` after training, with the settings it depends on; empty at neutral strength (no DP)."""
+        """ε at δ after training and every setting it depends on; empty at neutral strength (no DP).
+
+        Clipping only: ε = inf (no noise, no guarantee), with the same sampling facts.
+        """
         if self._accountant is None or self.steps == 0:
             return {}
+        if self.clip_only:
+            epsilon = math.inf
+        else:
+            epsilon = float(self._accountant.get_epsilon(delta=self._delta, alphas=list(RDP_ORDERS)))
         return {
-            "epsilon": float(self._accountant.get_epsilon(delta=self._delta)),
+            "epsilon": epsilon,
             "delta": self._delta,
+            "sampling": "poisson",
+            "sample_rate": self._sample_rate,
             "noise_multiplier": self.strength,
             "max_grad_norm": self.max_grad_norm,
-            "dp_steps": self.steps,
+            "steps": self.steps,
+            "clip_only": self.clip_only,
+            "accountant": f"rdp: opacus {version('opacus')} RDPAccountant, orders 1.1-63, Balle et al. 2020 conversion",
         }

@@ -2,13 +2,16 @@
 
 Cui, Zhang, Pei 2025, *On Membership Inference Attacks in Knowledge Distillation*: normalisation layers
 shape how confidently a student fits its transfer records; removing them in part of the network trades
-training stability and utility for less membership leakage. In the top ``n = round(strength · L)`` of the
-student's L transformer layers, every norm becomes :class:`NoNorm`, ``y = x · γ + β``, with γ and β the
-norm's own affine parameters at replacement time (β = 0 where the norm has no bias). Norms outside the
-layer stack (GPT-2's final ``ln_f``, Llama's final ``norm``) are kept.
+training stability and utility for less membership leakage. In the top ``strength`` of the student's L
+transformer layers, every norm becomes :class:`NoNorm`, ``y = x · γ + β``, with γ and β the norm's own
+affine parameters at replacement time (β = 0 where the norm has no bias). Norms outside the layer stack
+(GPT-2's final ``ln_f``, Llama's final ``norm``) are kept.
 
-``round`` is Python's (half to even), and with few layers the fraction is coarse: with L = 1 a strength
-below 0.5 (and 0.5 itself) replaces nothing; with L = 2, strength 0.5 replaces the top layer.
+The effect is discrete, so the strength is a whole number of layers: 0 is neutral (plain distillation),
+1 replaces the top layer, L all of them. A trial accepts 0 ≤ strength ≤ ``MAX_LAYERS`` (a strength above
+the student's L is refused when the student is built); a sweep searches the integers 1..L of the
+configured student (:meth:`NoNormalisation.strength_space`), so a 1-layer student (the study's) is one
+trial, not a float range whose points train identical students.
 
 The layers are the one outermost ``nn.ModuleList`` of length ``config.num_hidden_layers``; norms are
 found by type: ``nn.LayerNorm``, ``nn.RMSNorm``, and transformers' per-model RMSNorm classes, which share
@@ -27,12 +30,20 @@ import torch
 from torch import nn
 
 from mia_kd.errors import ConfigError
-from mia_kd.privacy._base import METHODS, PrivacyMethod
-from mia_kd.privacy._modules import children_of, layer_stack, probe_dtype_device, replace_child
+from mia_kd.privacy._base import METHODS, MethodContext, MethodParams, PrivacyMethod, StrengthSpace
+from mia_kd.privacy._modules import (
+    children_of,
+    layer_stack,
+    num_layers,
+    probe_dtype_device,
+    replace_child,
+    student_config,
+)
 
 logger = logging.getLogger(__name__)
 
 _PROBE = 16.0  # c: large enough that eps/c² is below float32 resolution for eps ≤ 1e-5
+MAX_LAYERS = 128  # the largest strength a trial accepts: more layers than any current open causal LM has
 
 
 class NoNorm(nn.Module):
@@ -78,22 +89,43 @@ class NoNormalisation(PrivacyMethod):
     name = "nonorm"
     hook = "architecture"
     low = 0.0
-    high = 1.0
+    high = float(MAX_LAYERS)
     neutral = 0.0
-    summary = "replace the norms of the top strength·L student layers by an element-wise affine map"
+    integer_strength = True
+    summary = "replace the norms of the top `strength` student layers (a whole number, 0..L) by x·γ + β"
     trades = "training stability and utility for less confident fitting of the transfer set"
 
     replaced: int = 0  # norms replaced by the last modify_student
+
+    def __init__(self, strength: float, params: MethodParams, context: MethodContext) -> None:
+        super().__init__(strength, params, context)
+        if self.strength != int(self.strength) or not self.low <= self.strength <= self.high:
+            raise ConfigError(
+                f"privacy.strength: got {strength!r}, nonorm replaces a whole number of layers: "
+                f"0 (neutral) to the student's layer count (at most {MAX_LAYERS})"
+            )
+
+    @classmethod
+    def strength_space(cls, config) -> StrengthSpace:
+        """The integers 1..L, L the configured student's layer count (read from its config, no weights)."""
+        try:
+            layers = num_layers(student_config(config).get_text_config())
+        except (ConfigError, AttributeError) as exc:
+            logger.warning("nonorm: cannot read the student's layer count (%s); searching [1, %d]", exc, MAX_LAYERS)
+            return StrengthSpace(1.0, cls.high, True)
+        return StrengthSpace(1.0, float(min(layers, MAX_LAYERS)), True)
 
     def modify_student(self, model: nn.Module) -> nn.Module:
         if self.is_neutral:
             return model
         layers = layer_stack(model, self.name)
-        n = round(self.strength * len(layers))
+        n = int(self.strength)
+        if n > len(layers):
+            raise ConfigError(
+                f"privacy.strength: got {self.strength:g}, nonorm on this student allows [0, {len(layers)}] "
+                "(its number of layers)"
+            )
         count = 0
-        if n == 0:
-            logger.warning("nonorm: strength %g of %d layers rounds to 0 layers; the student is unchanged",
-                           self.strength, len(layers))
         for layer in list(layers)[len(layers) - n :]:
             for parent, attr, child in children_of(layer):
                 if is_norm(child):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: selection_privacy (calib), orientation, TPR@1% CI, fpr_step, calib_* metrics
 TABLES = ("trials", "metrics", "records", "ensembles")
 
 TRIALS = pa.schema(
@@ -36,8 +36,15 @@ TRIALS = pa.schema(
         ("seed", pa.int64()),  # seeds the split and the teacher
         ("student_seed", pa.int64()),  # seeds the student's initialisation, batch order and method noise
         ("privacy_objective", pa.string()),  # which statistic: auc | balanced_accuracy | tpr_at_fpr_1pct
-        ("objective_privacy", pa.float64()),  # worst case over attacks on the student (lower is better)
-        ("objective_privacy_attack", pa.string()),  # the attack that reached it
+        # Selection (what Optuna, fronts, knees, rankings and kept students read): the worst case over the
+        # attacks of the student's statistic on calib, the attack chosen there.
+        ("selection_privacy", pa.float64()),
+        ("selection_privacy_attack", pa.string()),
+        # Reported: the eval value (and CI) of that same calib-chosen attack. Lower is better.
+        ("objective_privacy", pa.float64()),
+        ("objective_privacy_low", pa.float64()),
+        ("objective_privacy_high", pa.float64()),
+        ("objective_privacy_attack", pa.string()),  # = selection_privacy_attack
         ("objective_utility", pa.float64()),  # student task loss on utility, nats/token (lower is better)
         ("teacher_task_loss", pa.float64()),
         ("student_task_loss", pa.float64()),
@@ -75,6 +82,7 @@ METRICS = pa.schema(
         ("model_role", pa.string()),  # teacher | student
         ("attack", pa.string()),
         ("attack_params", pa.string()),  # JSON of the hyper-parameters chosen on calib
+        ("orientation", pa.int8()),  # +1, or -1 where the attack ranks members low on calib (scores flipped)
         ("auc", pa.float64()),
         ("auc_low", pa.float64()),
         ("auc_high", pa.float64()),
@@ -87,13 +95,20 @@ METRICS = pa.schema(
         ("tnr", pa.float64()),
         ("tnr_low", pa.float64()),
         ("tnr_high", pa.float64()),
-        ("tpr_at_fpr_1pct", pa.float64()),
-        ("tpr_at_fpr_0_1pct", pa.float64()),
+        ("tpr_at_fpr_1pct", pa.float64()),  # NaN where 1/n_nonmembers > 1 %
+        ("tpr_at_fpr_1pct_low", pa.float64()),
+        ("tpr_at_fpr_1pct_high", pa.float64()),
+        ("tpr_at_fpr_0_1pct", pa.float64()),  # NaN where 1/n_nonmembers > 0.1 %
+        ("fpr_step", pa.float64()),  # 1/n_nonmembers (eval): the smallest FPR step the fold resolves
         ("threshold", pa.float64()),
         ("oracle_accuracy", pa.float64()),  # the study's in-sample threshold: for comparison only
         ("oracle_threshold", pa.float64()),
         ("n_members", pa.int64()),
         ("n_nonmembers", pa.int64()),
+        # In-sample on calib (where settings, orientation and threshold were fit): what selection reads.
+        ("calib_auc", pa.float64()),
+        ("calib_balanced_accuracy", pa.float64()),
+        ("calib_tpr_at_fpr_1pct", pa.float64()),
     ]
 )
 

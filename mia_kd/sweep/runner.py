@@ -15,10 +15,10 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
@@ -28,6 +28,9 @@ from mia_kd.store import SCHEMA_VERSION, TRIALS, read_table, write_result, write
 from mia_kd.sweep.config import MethodSearch, SweepSection, load_sweep, trial_config
 from mia_kd.sweep.storage import MANIFEST, SweepStorage
 from mia_kd.sweep.study import DIRECTIONS, journal_storage, make_sampler, reconcile, study_name
+
+if TYPE_CHECKING:
+    from mia_kd.privacy import StrengthSpace
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,8 @@ def run_sweep(
     start = time.perf_counter()
     raw, base, sweep = load_sweep(config_path, overrides)
     storage = SweepStorage.parse(out or sweep.out)
-    plan = _plan(sweep)
+    spaces = _spaces(sweep, base)
+    plan = _plan(sweep, spaces)
     manifest = _manifest(storage, raw, base, sweep, plan, config_path)  # refuses another sweep's folder
 
     import ray
@@ -89,12 +93,12 @@ def run_sweep(
     searchers, remaining = {}, {}
     for index, (name, search) in enumerate(sweep.methods.items()):
         searchers[name], remaining[name] = _method_searcher(
-            name, search, index, plan[name], sweep=sweep, base=base, storage=journal,
+            name, search, index, plan[name], space=spaces[name], sweep=sweep, base=base, storage=journal,
             stored=[r for r in stored if r["method"] == name],
         )
     ran = sum(remaining.values())
     if ran:
-        _run_trials(searchers, remaining, sweep=sweep, raw=raw, base=base, storage=storage,
+        _run_trials(searchers, remaining, spaces, sweep=sweep, raw=raw, base=base, storage=storage,
                     prepared_ref=prepared_ref, bar=bar, verbose=verbose, tune=tune)
     bar.close()
     storage.push_journal()
@@ -107,22 +111,39 @@ def run_sweep(
     )
 
 
-def _plan(sweep: SweepSection) -> dict[str, int]:
-    """Trials per method: the baseline (a method whose range is one point) needs one."""
+def _spaces(sweep: SweepSection, base) -> dict[str, StrengthSpace]:
+    """The strengths searched per method: the method's space for this student (where it starts acting, as
+    integers where its effect is discrete), narrowed by ``methods.NAME.strength`` when given."""
     from mia_kd.privacy import method_class
 
+    spaces = {}
+    for name, search in sweep.methods.items():
+        space = method_class(name).strength_space(base)
+        if search.strength is not None:
+            space = replace(space, low=float(search.strength[0]), high=float(search.strength[1]))
+        spaces[name] = space
+    return spaces
+
+
+def _plan(sweep: SweepSection, spaces: dict[str, StrengthSpace]) -> dict[str, int]:
+    """Trials per method: one where the space is one point (the baseline), at most one per integer value."""
     plan = {}
     for name, search in sweep.methods.items():
-        low, high = _strength_range(method_class(name), search)
-        plan[name] = 1 if low == high else (search.trials or sweep.trials_per_method)
+        space = spaces[name]
+        trials = search.trials or sweep.trials_per_method
+        if space.integer:
+            trials = min(trials, math.floor(space.high) - math.ceil(space.low) + 1)
+        plan[name] = 1 if space.low == space.high else trials
     return plan
 
 
-def _strength_range(cls, search: MethodSearch) -> tuple[float, float]:
-    return tuple(search.strength) if search.strength is not None else (cls.low, cls.high)
+def _grid(space: StrengthSpace, trials: int) -> list[float]:
+    """``trials`` evenly spaced strengths over the space (distinct whole numbers for an integer space)."""
+    points = [space.low + (space.high - space.low) * i / max(1, trials - 1) for i in range(trials)]
+    return sorted({float(round(p)) for p in points}) if space.integer else points
 
 
-def _method_searcher(name, search, index, trials, *, sweep, base, storage, stored):
+def _method_searcher(name, search, index, trials, *, space, sweep, base, storage, stored):
     """The method's OptunaSearch over its reconciled study, and how many of its trials are still missing."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
@@ -130,8 +151,8 @@ def _method_searcher(name, search, index, trials, *, sweep, base, storage, store
     from mia_kd.privacy import method_class
 
     cls = method_class(name)
-    low, high = _strength_range(cls, search)
-    grid = {"strength": [low + (high - low) * i / max(1, trials - 1) for i in range(trials)]} if low < high else {}
+    low, high = space.low, space.high
+    grid = {"strength": _grid(space, trials)} if low < high else {}
     sampler = make_sampler(sweep.sampler, seed=sweep.sampler_seed + index, trials=trials, grid=grid)
     study = optuna.create_study(
         storage=storage, study_name=study_name(base.sweep_id, name), directions=DIRECTIONS, sampler=sampler,
@@ -146,7 +167,7 @@ def _method_searcher(name, search, index, trials, *, sweep, base, storage, store
     in_grid = sweep.sampler == "grid" and cls.neutral in grid.get("strength", [])
     neutral_first = low < high and low <= cls.neutral <= high and not state.neutral_done and not in_grid
     searcher = OptunaSearch(
-        space=_Space(method=name, low=low, high=high, shared=dict(sweep.shared)),
+        space=_Space(method=name, low=low, high=high, integer=space.integer, shared=dict(sweep.shared)),
         metric=["privacy", "utility"],
         mode=["min", "min"],
         points_to_evaluate=[{"strength": cls.neutral}] if neutral_first else None,
@@ -157,16 +178,11 @@ def _method_searcher(name, search, index, trials, *, sweep, base, storage, store
     return searcher, remaining
 
 
-def _run_trials(searchers, remaining, *, sweep, raw, base, storage, prepared_ref, bar, verbose, tune) -> None:
+def _run_trials(searchers, remaining, spaces, *, sweep, raw, base, storage, prepared_ref, bar, verbose, tune) -> None:
     """One Tune experiment for every method: actors are reused across methods, which run side by side."""
     from ray.tune import FailureConfig, RunConfig
 
-    from mia_kd.privacy import method_class
-
-    fixed = {}
-    for name, search in sweep.methods.items():
-        low, high = _strength_range(method_class(name), search)
-        fixed[name] = low if low == high else None
+    fixed = {name: space.low if space.low == space.high else None for name, space in spaces.items()}
     cpus = sweep.resources.cpu
     trainable = tune.with_parameters(
         _trainable, prepared=prepared_ref, raw=raw, searches=dict(sweep.methods), sweep=sweep, out=storage.out,
@@ -202,10 +218,13 @@ class _Space:
     method: str
     low: float
     high: float
+    integer: bool
     shared: dict[str, tuple[float, float]]
 
     def __call__(self, trial) -> dict[str, Any]:
-        if self.low < self.high:
+        if self.low < self.high and self.integer:  # a discrete effect: fractions between would repeat a point
+            trial.suggest_int("strength", math.ceil(self.low), math.floor(self.high))
+        elif self.low < self.high:
             trial.suggest_float("strength", self.low, self.high)
         for key, (lo, hi) in self.shared.items():
             trial.suggest_float(key, lo, hi)
@@ -241,7 +260,7 @@ def _trainable(
     fixed = fixed_strengths[method]
     strength = fixed if fixed is not None else float(config["strength"])
     shared = {k: v for k, v in config.items() if k.startswith("distill.")}
-    privacy, utility, start = [], [], time.perf_counter()
+    privacy, reported, utility, start = [], [], [], time.perf_counter()
     for repeat in range(sweep.repeats):
         trial_raw = trial_config(
             raw, method, strength, search, shared,
@@ -254,7 +273,8 @@ def _trainable(
         if sweep.save_students != "none":
             _save(SweepStorage.parse(out), result, save_student)
         write_result(out, result)
-        privacy.append(result.trial["objective_privacy"])
+        privacy.append(result.trial["selection_privacy"])  # calib: what the search may read
+        reported.append(result.trial["objective_privacy"])  # eval: for the progress line only
         utility.append(result.trial["objective_utility"])
         del result
     if torch.cuda.is_available():  # the actor is reused: hand this trial's GPU memory back before the next
@@ -263,6 +283,7 @@ def _trainable(
     tune.report(
         {
             "privacy": sum(privacy) / len(privacy),
+            "reported_privacy": sum(reported) / len(reported),
             "utility": sum(utility) / len(utility),
             "mia_trial_id": tune_id,
             "method": config["method"],
@@ -325,9 +346,11 @@ class _Progress(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}
         if "privacy" in result:
+            stat = self.base.metrics.privacy_objective
             self.bar.write(
-                f"{result['method']:<18} strength {result['strength']:<8.4g} privacy ({self.base.metrics.privacy_objective}) "
-                f"{result['privacy']:.3f}  utility (task loss) {result['utility']:.3f}  {result['seconds']:.0f} s"
+                f"{result['method']:<18} strength {result['strength']:<8.4g} {stat} calib (selection) "
+                f"{result['privacy']:.3f} eval {result['reported_privacy']:.3f}  task loss {result['utility']:.3f}  "
+                f"{result['seconds']:.0f} s"
             )
         self.storage.push_journal()
         self.bar.update()
@@ -368,13 +391,14 @@ def _stored_trials(storage: SweepStorage, sweep_id: str) -> list[dict[str, Any]]
     if not storage.exists("trials"):
         return []
     table = read_table(storage.out, "trials", sweep_id=sweep_id)
-    wanted = [c for c in ("trial_id", "method", "status", "strength", "optuna_trial", "objective_privacy",
+    wanted = [c for c in ("trial_id", "method", "status", "strength", "optuna_trial", "selection_privacy",
                           "objective_utility") if c in table.column_names]
     return table.select(wanted).to_pylist()
 
 
 def _keep_front_students(storage: SweepStorage, sweep_id: str) -> None:
-    """``save_students: front``: remove the students of trials off the privacy-utility Pareto front."""
+    """``save_students: front``: remove the students of trials off the privacy-utility Pareto front (of the
+    calib selection objective: which students are kept is a choice, so it never reads eval)."""
     from mia_kd.analysis.pareto import pareto_mask
 
     rows = [r for r in _stored_trials(storage, sweep_id) if r["status"] == "completed"]
@@ -382,7 +406,7 @@ def _keep_front_students(storage: SweepStorage, sweep_id: str) -> None:
         return
     import numpy as np
 
-    points = np.array([[r["objective_privacy"], r["objective_utility"]] for r in rows])
+    points = np.array([[r["selection_privacy"], r["objective_utility"]] for r in rows])
     keep = {r["trial_id"] for r, on in zip(rows, pareto_mask(points), strict=True) if on}
     # Each repeat writes its own row under the folder's name, so names match trial ids one to one.
     for name in storage.subdirs("students"):

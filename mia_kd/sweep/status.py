@@ -55,11 +55,14 @@ def sweep_status(out: str | Path) -> SweepStatus:
     done = trials[trials["status"] == "completed"]
     best = pd.DataFrame()
     if len(done):
-        cols = ["trial_id", "method", "strength", "objective_privacy", "objective_utility"]
+        # Chosen on calib (selection_privacy), shown with the eval value of the attack chosen there.
+        cols = ["trial_id", "method", "strength", "selection_privacy", "objective_privacy", "objective_utility"]
+        cols = [c for c in cols if c in done]
+        by = "selection_privacy" if "selection_privacy" in done else "objective_privacy"
         best = pd.concat([
-            done.nsmallest(1, "objective_privacy")[cols].assign(best="privacy"),
+            done.nsmallest(1, by)[cols].assign(best="privacy"),
             done.nsmallest(1, "objective_utility")[cols].assign(best="utility"),
-        ])
+        ]).rename(columns={"selection_privacy": "privacy_calib", "objective_privacy": "privacy_eval"})
     started = datetime.fromisoformat(manifest["started_at"])
     elapsed = (datetime.now(UTC) - started).total_seconds()
     finished = int(per_method[["completed", "failed"]].to_numpy().sum())
@@ -74,7 +77,10 @@ def sweep_status(out: str | Path) -> SweepStatus:
 def format_status(status: SweepStatus) -> str:
     lines = [f"sweep {status.sweep_id}", "", status.per_method.to_string(index=False), ""]
     if len(status.best):
-        lines.append(f"best so far (privacy = worst-case student {status.privacy_objective}, utility = task loss):")
+        lines.append(
+            f"best so far (privacy = worst-case student {status.privacy_objective}, chosen on calib, eval value "
+            "beside it; utility = task loss):"
+        )
         lines.append(status.best.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         lines.append("")
     eta = "unknown" if status.eta_s is None else f"{status.eta_s / 60:.1f} min"

@@ -19,7 +19,8 @@ from optuna.trial import TrialState
 
 log = logging.getLogger(__name__)
 
-DIRECTIONS = ["minimize", "minimize"]  # privacy (attack success on the student), utility (task loss)
+# privacy (the student's worst-case attack statistic on calib: selection_privacy), utility (task loss)
+DIRECTIONS = ["minimize", "minimize"]
 
 
 def journal_storage(path: Path) -> optuna.storages.JournalStorage:
@@ -73,7 +74,7 @@ def reconcile(study: optuna.Study, stored: list[dict[str, Any]], *, neutral: flo
             continue
         rows = [r for r in by_number.get(trial.number, []) if r["status"] == "completed"]
         if rows:
-            values = [float(np.mean([r["objective_privacy"] for r in rows])), float(np.mean([r["objective_utility"] for r in rows]))]
+            values = [float(np.mean([r["selection_privacy"] for r in rows])), float(np.mean([r["objective_utility"] for r in rows]))]
             study.tell(trial.number, values)
             marked_complete += 1
         else:

@@ -35,8 +35,21 @@ def test_one_member_ensemble_reproduces_its_trial_exactly(results, pool):
         for attack, row in evaluation["attack_metrics"].items():
             for stat in ("auc", "auc_low", "auc_high", "threshold", "tpr", "tnr", "balanced_accuracy"):
                 assert row[stat] == stored.at[(trial, attack), stat], (trial, attack, stat)
+        # The task loss is reported on the utility records' report half; with the selection half it makes up
+        # the trial's own task loss on all of them.
+        assert evaluation["objective_utility"] == pool.utility_report.task_loss([trial], np.ones(1))
+        halves = [pool.utility.stats("target", [trial], np.ones(1)), pool.utility_report.stats("target", [trial], np.ones(1))]
+        tokens = np.concatenate([lp for half in halves for lp in half.logprobs]).astype(np.float64)
         utility = results.completed.set_index("trial_id").at[trial, "objective_utility"]
-        assert evaluation["objective_utility"] == pytest.approx(utility, rel=1e-12)
+        assert -tokens.sum() / len(tokens) == pytest.approx(utility, rel=1e-12)
+
+
+def test_utility_halves_are_disjoint_fixed_and_cover_the_utility_records(results):
+    ids = results.records(roles=("student",), columns=["record_id", "fold"]).query("fold == 'utility'")["record_id"]
+    select, report = ens.utility_halves(ids.unique())
+    assert not set(select) & set(report) and set(select) | set(report) == set(ids)
+    assert abs(len(select) - len(report)) <= 1
+    assert ens.utility_halves(list(reversed(ids.unique()))) == (select, report)
 
 
 def test_mixture_of_a_student_with_itself_is_that_student(pool):
@@ -46,7 +59,7 @@ def test_mixture_of_a_student_with_itself_is_that_student(pool):
     same = pool.calib.stats("target", [trial], np.ones(1))
     for a, b in zip(stats.logprobs, same.logprobs, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-12)
-    assert one["objective_utility"] == pytest.approx(pool.utility.task_loss([trial, trial], np.array([0.5, 0.5])))
+    assert one["objective_utility"] == pytest.approx(pool.utility_report.task_loss([trial, trial], np.array([0.5, 0.5])))
 
 
 @pytest.mark.parametrize("with_replacement", [True, False])
@@ -72,9 +85,13 @@ def test_selection_never_reads_the_eval_fold(trial_store, results, tmp_path):
     poisoned = tmp_path / "poisoned"
     shutil.copytree(trial_store[0], poisoned, ignore=shutil.ignore_patterns("students"))
     rng = np.random.default_rng(0)
+    _, report_ids = ens.utility_halves(
+        results.records(roles=("student",), columns=["record_id", "fold"]).query("fold == 'utility'")["record_id"].unique())
     for path in (poisoned / "records").rglob("*.parquet"):
         table = pq.read_table(path)
-        on_eval = pc.equal(table["fold"], "eval").to_numpy(zero_copy_only=False)
+        report_half = pc.is_in(table["record_id"], value_set=pa.array(report_ids)).to_numpy(zero_copy_only=False)
+        # eval records, and the utility records whose task loss is reported (not the half the limit reads)
+        on_eval = pc.equal(table["fold"], "eval").to_numpy(zero_copy_only=False) | report_half
         for column in ("token_logprobs", "lowercase_token_logprobs", "prefixed_token_logprobs"):
             values = table[column].to_pylist()
             values = [(-rng.random(len(v)) * 20).tolist() if v is not None and bad else v
@@ -95,6 +112,7 @@ def test_selection_never_reads_the_eval_fold(trial_store, results, tmp_path):
     good = ens.evaluate(ens.build_pool(results), before.members, np.array(before.weights))
     bad = ens.evaluate(bad_pool, after.members, np.array(after.weights))
     assert bad["objective_privacy"] != good["objective_privacy"]
+    assert bad["objective_utility"] != good["objective_utility"]
 
 
 def test_impossible_constraint_is_a_user_error(pool):
@@ -106,8 +124,11 @@ def test_impossible_constraint_is_a_user_error(pool):
 
 def test_majority_vote_of_one_member_is_its_thresholded_prediction(results):
     trial = results.completed["trial_id"].iloc[0]
-    vote = ens.majority_vote(results, [trial], [1.0])
+    vote = ens.majority_vote(results, [trial], [1.0], n_bootstrap=300, seed=4)
     stored = results.metric("student").set_index(["trial_id", "attack"])
     for attack, row in vote.items():
         assert row["tpr"] == stored.at[(trial, attack), "tpr"]
         assert row["tnr"] == stored.at[(trial, attack), "tnr"]
+    # the configured bootstrap settings reach the vote's CIs (they used to be 200 draws with seed 0)
+    other = ens.majority_vote(results, [trial], [1.0], n_bootstrap=300, seed=5)
+    assert any(other[a]["balanced_accuracy_low"] != vote[a]["balanced_accuracy_low"] for a in vote)

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet  # noqa: F401 (pa.parquet)
 import pytest
 
 from mia_kd.analysis import frontier as fr
@@ -18,14 +19,18 @@ from mia_kd.store import METRICS, TRIALS, write_trial
 PARAMS = json.dumps({"attacks": [{"name": "loss", "params": {}}], "metrics": {"n_bootstrap": 10}, "seed": 0})
 
 
-def write_store(root, points, methods, sweep_id="s"):
-    """Completed trials at ``points`` (privacy, utility) of ``methods``, with a metrics row each for the CI."""
-    for n, ((privacy, utility), method) in enumerate(zip(points, methods, strict=True)):
+def write_store(root, points, methods, sweep_id="s", reported=None):
+    """Completed trials at ``points`` (selection privacy on calib, utility) of ``methods``, with a metrics row
+    each. ``reported``: the eval privacy of each trial (default: the calib value)."""
+    reported = [p for p, _ in points] if reported is None else reported
+    for n, ((privacy, utility), method, shown) in enumerate(zip(points, methods, reported, strict=True)):
         trial_id = f"t{n:03d}"
         trial = {name: None for name in TRIALS.names} | {
-            "schema_version": 1, "sweep_id": sweep_id, "trial_id": trial_id, "status": "completed", "method": method,
-            "strength": float(n), "params": PARAMS, "privacy_objective": "auc", "objective_privacy": privacy,
-            "objective_privacy_attack": "loss", "objective_utility": utility, "teacher_task_loss": 1.0,
+            "schema_version": 2, "sweep_id": sweep_id, "trial_id": trial_id, "status": "completed", "method": method,
+            "strength": float(n), "params": PARAMS, "privacy_objective": "auc", "selection_privacy": privacy,
+            "selection_privacy_attack": "loss", "objective_privacy": shown, "objective_privacy_low": shown - 0.01,
+            "objective_privacy_high": shown + 0.01, "objective_privacy_attack": "loss", "objective_utility": utility,
+            "teacher_task_loss": 1.0,
         }
         metric = {name: None for name in METRICS.names} | {
             "schema_version": 1, "trial_id": trial_id, "model_role": "student", "attack": "loss", "auc": privacy,
@@ -58,7 +63,7 @@ def test_fronts_hypervolume_and_knee_match_brute_force(store):
     got = front.points.set_index("trial_id")
     for i, (method, (privacy, utility)) in enumerate(zip(methods, points, strict=True)):
         row = got.loc[f"t{i:03d}"]
-        assert (row.objective_privacy, row.objective_utility) == (privacy, utility)
+        assert (row.selection_privacy, row.objective_utility) == (privacy, utility)
         assert row.on_front == (not _dominated(points, i))
         same = np.array([m == method for m in methods])
         assert row.on_method_front == (not _dominated(points[same], int(same[: i + 1].sum()) - 1))
@@ -71,6 +76,36 @@ def test_fronts_hypervolume_and_knee_match_brute_force(store):
         assert fronts.at[method, "hypervolume"] == pytest.approx(hypervolume(mine, np.array(ref.point)))
     assert list(front.fronts["method"])[0] == "all"  # then methods by hypervolume, best first
     assert list(front.fronts["hypervolume"][1:]) == sorted(front.fronts["hypervolume"][1:], reverse=True)
+
+
+def test_fronts_and_knees_read_calib_and_never_eval(tmp_path):
+    # The same calib values with two different (random, "poisoned") sets of eval values: every choice (front,
+    # method fronts, knee, hypervolumes) is identical; the reported privacy is each trial's eval value.
+    rng = np.random.default_rng(1)
+    points = np.round(rng.random((25, 2)) * [0.5, 3] + [0.5, 4], 2)
+    methods = ["none"] + [["a", "b"][i % 2] for i in range(24)]
+    frames = []
+    for k in range(2):
+        eval_values = rng.random(25)
+        results = load_results(write_store(tmp_path / str(k), points, methods, reported=eval_values))
+        front = fr.compute_frontier(results, fr.reference_point(results))
+        got = front.points.set_index("trial_id").loc[[f"t{i:03d}" for i in range(25)]]
+        np.testing.assert_array_equal(got["objective_privacy"], eval_values)
+        np.testing.assert_array_equal(got["on_front"], [not _dominated(points, i) for i in range(25)])
+        frames.append((got[["on_front", "on_method_front", "is_knee"]], front.fronts.drop(columns="knee_reported_privacy")))
+    pd.testing.assert_frame_equal(frames[0][0], frames[1][0])
+    pd.testing.assert_frame_equal(frames[0][1], frames[1][1])
+
+
+def test_a_schema_1_store_without_the_calib_objective_is_refused(tmp_path):
+    root = write_store(tmp_path, [(0.6, 5.0)], ["none"])
+    path = next((tmp_path / "trials").rglob("*.parquet"))
+    table = pa.parquet.read_table(path)
+    table = table.set_column(table.schema.get_field_index("selection_privacy"), "selection_privacy",
+                             pa.nulls(1, pa.float64()))
+    pa.parquet.write_table(table, path)
+    with pytest.raises(UserError, match="no calib selection objective"):
+        load_results(root)
 
 
 def test_reference_point_is_recorded_once_and_reused(store):

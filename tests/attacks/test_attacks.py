@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import math
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,7 +20,10 @@ from mia_kd.attacks import (
     TokenStats,
     build_attack,
     fit_attack,
+    privacy_objective,
+    run_attacks,
 )
+from mia_kd import metrics
 from mia_kd.attacks._util import n_lowest
 from mia_kd.errors import ConfigError, MiaKdError
 
@@ -228,12 +233,43 @@ def k_sensitive_inputs(seed=0):
 
 def test_fit_attack_picks_the_best_calib_auc():
     inputs, labels = k_sensitive_inputs()
-    attack, params = fit_attack("min_k", {"k": [1.0, 0.5, 0.1]}, inputs, labels)
-    assert attack == build_attack("min_k", k=0.1)
-    assert params == {"k": 0.1}
-    # and with the labels flipped, the mean wins
-    attack, params = fit_attack("min_k", {"k": [0.1, 1.0]}, inputs, 1 - labels)
-    assert params == {"k": 1.0}
+    fitted = fit_attack("min_k", {"k": [0.1, 1.0]}, inputs, labels)
+    assert fitted.attack == build_attack("min_k", k=0.1)
+    assert fitted.params == {"k": 0.1} and fitted.orientation == 1
+    # k = 1 ranks every member low (calib AUC 0): oriented, it is as strong as k = 0.1, and first in the grid
+    fitted = fit_attack("min_k", {"k": [1.0, 0.1]}, inputs, labels)
+    assert fitted.params == {"k": 1.0} and fitted.orientation == -1
+
+
+def test_fit_attack_orients_an_inverted_attack_on_calib():
+    # With the labels flipped, k = 0.1 ranks every member below every non-member: calib AUC 0, which is a
+    # perfect attack read the wrong way round: oriented (-1), it is reported as the perfect attack it is.
+    inputs, labels = k_sensitive_inputs()
+    fitted = fit_attack("min_k", {"k": [0.1]}, inputs, 1 - labels)
+    assert fitted.params == {"k": 0.1} and fitted.orientation == -1
+    np.testing.assert_array_equal(fitted.score(inputs), -fitted.attack.score(inputs))
+    assert metrics.auc(fitted.score(inputs), 1 - labels) == 1.0
+    # run_attacks reports the oriented attack, and stores the orientation with the chosen settings
+    idx = np.arange(12)
+    calib, held_out = idx[idx % 2 == 0], idx[idx % 2 == 1]
+    attacked = run_attacks(inputs, (1 - labels).astype(np.int8), calib, held_out,
+                           [SimpleNamespace(name="min_k", params={"k": [0.1]})], n_bootstrap=100, seed=0)
+    row = attacked.rows[0]
+    assert row["orientation"] == -1 and row["auc"] == 1.0 and row["calib_auc"] == 1.0
+    assert json.loads(row["attack_params"]) == {"k": 0.1}
+
+
+def test_orientation_is_chosen_on_calib_never_on_eval():
+    # Calib says the attack works as is; eval is poisoned (its labels flipped): orientation stays +1 and
+    # the eval AUC is reported as it is (0), not flipped to look strong or weak.
+    inputs, labels = k_sensitive_inputs()
+    y = labels.astype(np.int8).copy()
+    idx = np.arange(12)
+    calib, held_out = idx[idx % 2 == 0], idx[idx % 2 == 1]
+    y[held_out] = 1 - y[held_out]
+    attacked = run_attacks(inputs, y, calib, held_out, [SimpleNamespace(name="min_k", params={"k": 0.1})],
+                           n_bootstrap=100, seed=0)
+    assert attacked.rows[0]["orientation"] == 1 and attacked.rows[0]["auc"] == 0.0
 
 
 def test_fit_attack_ties_go_to_the_first_grid_value():
@@ -242,18 +278,16 @@ def test_fit_attack_ties_go_to_the_first_grid_value():
                      for v in [-1.0] * 4 + [-3.0] * 4)  # fmt: skip
     inputs = AttackInputs(texts=["t"] * 8, target=TokenStats(logprobs=logprobs))
     labels = np.r_[np.ones(4, dtype=int), np.zeros(4, dtype=int)]
-    _, params = fit_attack("min_k", {"k": [0.3, 0.1, 1.0]}, inputs, labels)
-    assert params == {"k": 0.3}
+    assert fit_attack("min_k", {"k": [0.3, 0.1, 1.0]}, inputs, labels).params == {"k": 0.3}
 
 
 def test_fit_attack_fixed_params_and_defaults():
     inputs, labels = k_sensitive_inputs()
-    attack, params = fit_attack("min_k", {"k": 0.5}, inputs, labels)
-    assert params == {"k": 0.5} and attack.k == 0.5
-    attack, params = fit_attack("min_k", {}, inputs, labels)
-    assert params == {"k": 0.2}
-    attack, params = fit_attack("loss", {}, inputs, labels)
-    assert params == {} and attack == build_attack("loss")
+    fitted = fit_attack("min_k", {"k": 0.5}, inputs, labels)
+    assert fitted.params == {"k": 0.5} and fitted.attack.k == 0.5
+    assert fit_attack("min_k", {}, inputs, labels).params == {"k": 0.2}
+    fitted = fit_attack("loss", {}, inputs, labels)
+    assert fitted.params == {} and fitted.attack == build_attack("loss")
 
 
 def test_fit_attack_rejects_grids_over_scorer_params():
@@ -261,10 +295,7 @@ def test_fit_attack_rejects_grids_over_scorer_params():
     labels = np.r_[np.ones(5, dtype=int), np.zeros(5, dtype=int)]
     with pytest.raises(ConfigError, match=r"attacks\.recall\.shots: got a grid \[2, 4\]"):
         fit_attack("recall", {"shots": [2, 4]}, inputs, labels)
-    attack, params = fit_attack("recall", {"shots": [8]}, inputs, labels)
-    assert params == {"shots": 8}
-
-
+    assert fit_attack("recall", {"shots": [8]}, inputs, labels).params == {"shots": 8}
 def test_fit_attack_rejects_bad_grids():
     inputs, labels = k_sensitive_inputs()
     with pytest.raises(ConfigError, match="empty grid"):
@@ -275,3 +306,33 @@ def test_fit_attack_rejects_bad_grids():
         fit_attack("min_k", {"kk": [0.1]}, inputs, labels)
     with pytest.raises(ConfigError, match="did you mean"):
         fit_attack("los", {}, inputs, labels)
+
+
+def test_selection_objective_does_not_read_eval():
+    # Settings, orientation, thresholds and the worst attack come from calib: replacing every eval record's
+    # statistics with noise (and flipping eval labels) leaves the selection objective unchanged, while the
+    # reported (eval) numbers move.
+    rng = np.random.default_rng(7)
+    n = 80
+    labels = np.r_[np.ones(n // 2, dtype=np.int8), np.zeros(n // 2, dtype=np.int8)]
+    logprobs = [rng.normal(-2.0 + 0.5 * y, 1.0, 12).astype(np.float32) for y in labels]
+    idx = np.arange(n)
+    calib, held_out = idx[idx % 2 == 0], idx[idx % 2 == 1]
+    specs = [SimpleNamespace(name="loss", params={}), SimpleNamespace(name="min_k", params={"k": [0.1, 0.5, 1.0]})]
+
+    def objectives(stats, y):
+        inputs = AttackInputs(texts=["t"] * n, target=TokenStats(logprobs=tuple(stats)))
+        attacked = run_attacks(inputs, y, calib, held_out, specs, n_bootstrap=100, seed=0)
+        return attacked, privacy_objective(attacked.rows, "auc")
+
+    clean, clean_objective = objectives(logprobs, labels)
+    poisoned = [rng.normal(-5, 3, 12).astype(np.float32) if i in set(held_out) else lp for i, lp in enumerate(logprobs)]
+    flipped = labels.copy()
+    flipped[held_out] = 1 - flipped[held_out]
+    dirty, dirty_objective = objectives(poisoned, flipped)
+    for key in ("selection_privacy", "selection_privacy_attack", "objective_privacy_attack"):
+        assert clean_objective[key] == dirty_objective[key]
+    for a, b in zip(clean.rows, dirty.rows, strict=True):
+        assert (a["attack_params"], a["orientation"], a["threshold"], a["calib_auc"]) == (
+            b["attack_params"], b["orientation"], b["threshold"], b["calib_auc"])
+    assert clean_objective["objective_privacy"] != dirty_objective["objective_privacy"]

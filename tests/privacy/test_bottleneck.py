@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import re
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, LlamaConfig
 
+from mia_kd.config import TrialConfig
 from mia_kd.errors import ConfigError
-from mia_kd.privacy import MethodContext, build_method
+from mia_kd.privacy import MethodContext, StrengthSpace, build_method, method_class
 from mia_kd.privacy._methods import check_method
 from mia_kd.privacy.bottleneck import BottleneckProjection
 
@@ -141,6 +143,66 @@ def test_strength_out_of_range_is_a_config_error():
     with pytest.raises(ConfigError, match=message):
         check_method("bottleneck", bad, {}, "train")
     check_method("bottleneck", 0.9, {}, "train")
+
+
+# ---- the searched range starts where the student gets fewer feed-forward parameters, not more
+
+STUDENTS = {
+    "gpt2 I=4H": ("gpt2", {"n_layer": 2, "n_embd": H, "n_head": 4}),
+    "gpt2 I=3H": ("gpt2", {"n_layer": 1, "n_embd": H, "n_head": 4, "n_inner": 3 * H}),
+    "gpt2 I=8H": ("gpt2", {"n_layer": 1, "n_embd": H, "n_head": 4, "n_inner": 8 * H}),
+    "llama I=2H": ("llama", {"num_hidden_layers": 2, "hidden_size": H, "intermediate_size": 2 * H,
+                             "num_attention_heads": 4, "num_key_value_heads": 4}),
+    "llama I=1.5H": ("llama", {"num_hidden_layers": 1, "hidden_size": H, "intermediate_size": 48,
+                               "num_attention_heads": 4, "num_key_value_heads": 4}),
+}
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def modified_params(model_type: str, config: dict, strength: float) -> tuple[int, int]:
+    """(parameters of the student, parameters after bottleneck at ``strength``)."""
+    def build():
+        torch.manual_seed(0)
+        return AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, vocab_size=VOCAB, **config))
+
+    return n_params(build()), n_params(method(strength).modify_student(build()))
+
+
+@pytest.mark.parametrize("student", list(STUDENTS))
+def test_search_space_starts_where_the_student_gets_fewer_parameters(student):
+    model_type, config = STUDENTS[student]
+    cls = method_class("bottleneck")
+    space = cls.strength_space(TrialConfig(student={"model_type": model_type, "config": config}))
+    assert not space.integer and space.high == cls.high and cls.neutral < space.low < space.high
+    original, at_low = modified_params(model_type, config, space.low)
+    assert at_low < original
+    # one unit of width wider (the largest strength below low that changes B) is not a reduction
+    original, below = modified_params(model_type, config, space.low - 1 / H)
+    assert below >= original
+
+
+def test_search_space_for_the_usual_i_equals_4h_starts_near_0_2():
+    # B·(H + I + 1) < H·I with I = 4H = 128: B ≤ 25, so low = 1 − 25/32
+    config = TrialConfig(student={"config": {"n_layer": 1, "n_embd": H, "n_head": 4}})
+    space = method_class("bottleneck").strength_space(config)
+    assert space == StrengthSpace(low=1 - 25 / H, high=0.9, integer=False)
+
+
+def test_search_space_falls_back_to_the_documented_safe_low(tmp_path, caplog):
+    cls = method_class("bottleneck")
+    with caplog.at_level(logging.WARNING):
+        space = cls.strength_space(TrialConfig(student={"pretrained": str(tmp_path / "missing")}))
+    assert space == StrengthSpace(low=0.5, high=cls.high, integer=False)
+    assert "cannot read the student's sizes" in caplog.text
+
+
+def test_a_strength_that_adds_parameters_is_allowed_but_logged(caplog):
+    with caplog.at_level(logging.WARNING):
+        method(0.1).modify_student(gpt2())
+    assert "more parameters" in caplog.text
 
 
 def test_deep_copy_still_works():

@@ -1,8 +1,9 @@
-"""``nonorm``: the norms of exactly the top round(strength·L) layers become x·γ + β; nothing else changes."""
+"""``nonorm``: the norms of exactly the top ``strength`` (whole) layers become x·γ + β; nothing else changes."""
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import re
 
@@ -13,8 +14,9 @@ from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
 from transformers.models.gemma.modeling_gemma import GemmaRMSNorm
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
+from mia_kd.config import TrialConfig
 from mia_kd.errors import ConfigError
-from mia_kd.privacy import MethodContext, build_method
+from mia_kd.privacy import MethodContext, StrengthSpace, build_method, method_class
 from mia_kd.privacy._methods import check_method
 from mia_kd.privacy.nonorm import NoNorm, affine_of
 
@@ -71,8 +73,9 @@ def test_modify_student_at_neutral_returns_the_model_untouched(build):
     assert not any(isinstance(m, NoNorm) for m in out.modules())
 
 
-@pytest.mark.parametrize(("n_layer", "strength", "n_top"), [(2, 0.5, 1), (2, 1.0, 2), (4, 0.5, 2), (4, 1.0, 4)])
-def test_gpt2_replaces_the_norms_of_the_top_layers_only(n_layer, strength, n_top):
+@pytest.mark.parametrize(("n_layer", "n_top"), [(1, 1), (2, 1), (2, 2), (4, 2), (4, 3), (4, 4)])
+def test_gpt2_replaces_the_norms_of_the_top_layers_only(n_layer, n_top):
+    strength = float(n_top)
     model = gpt2(n_layer)
     randomise_norms(model)
     before = params(model)
@@ -99,7 +102,7 @@ def test_llama_rmsnorms_become_affine_with_zero_bias():
     model = llama(2)
     randomise_norms(model)
     before = params(model)
-    out = method(0.5).modify_student(model)
+    out = method(1).modify_student(model)
     first, last = out.model.layers
     assert isinstance(first.input_layernorm, LlamaRMSNorm) and isinstance(first.post_attention_layernorm, LlamaRMSNorm)
     assert isinstance(last.input_layernorm, NoNorm) and isinstance(last.post_attention_layernorm, NoNorm)
@@ -135,21 +138,71 @@ def test_nonorm_at_init_is_x_gamma_plus_beta(norm):
     assert torch.allclose(NoNorm(got_gamma, got_beta)(x), x * gamma + beta, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize(("strength", "n_top"), [(0.4, 0), (0.5, 0), (0.6, 1), (1.0, 1)])
-def test_single_layer_rounds_half_to_even(strength, n_top):
-    out = method(strength).modify_student(gpt2(1))
-    assert sum(isinstance(m, NoNorm) for m in out.modules()) == 2 * n_top
+@pytest.mark.parametrize("strength", [0.5, 1.5, 0.999])
+def test_a_fraction_of_a_layer_is_refused_at_build(strength):
+    # A float strength used to be rounded to a layer count: distinct strengths trained identical students.
+    message = rf"privacy.strength: got {strength!r}, nonorm replaces a whole number of layers"
+    with pytest.raises(ConfigError, match=message):
+        method(strength)
+    with pytest.raises(ConfigError, match=r"nonorm takes a whole number in \[0, 128\]"):
+        check_method("nonorm", strength, {}, "train")
+
+
+def test_more_layers_than_the_student_has_is_refused_naming_its_range():
+    with pytest.raises(ConfigError, match=r"privacy.strength: got 3, nonorm on this student allows \[0, 2\]"):
+        method(3).modify_student(gpt2(2))
+    with pytest.raises(ConfigError, match=r"allows \[0, 1\]"):
+        method(2).modify_student(gpt2(1))
+
+
+def trial_config(**student) -> TrialConfig:
+    return TrialConfig(student=student)
+
+
+@pytest.mark.parametrize(
+    ("student", "layers"),
+    [
+        ({"config": {"n_layer": 1, "n_embd": 32, "n_head": 4}}, 1),
+        ({"config": {"n_layer": 3, "n_embd": 32, "n_head": 4}}, 3),
+        ({"model_type": "llama", "config": {"num_hidden_layers": 4, "hidden_size": 32, "intermediate_size": 64,
+                                             "num_attention_heads": 4}}, 4),
+    ],
+)
+def test_strength_space_is_the_integer_layer_counts_of_the_configured_student(student, layers):
+    space = method_class("nonorm").strength_space(trial_config(**student))
+    assert space == StrengthSpace(low=1.0, high=float(layers), integer=True)
+
+
+def test_strength_space_of_a_one_layer_student_is_the_single_point_one():
+    # The study's setting: one student layer, two outcomes (neutral, and the one layer replaced).
+    space = method_class("nonorm").strength_space(TrialConfig())
+    assert TrialConfig().student.config["n_layer"] == 1
+    assert (space.low, space.high, space.integer) == (1, 1, True)
+
+
+def test_strength_space_of_a_pretrained_student_is_read_from_its_config_file(tmp_path):
+    GPT2Config(vocab_size=VOCAB, n_layer=5, n_embd=H, n_head=4).save_pretrained(tmp_path)  # config.json only
+    space = method_class("nonorm").strength_space(trial_config(pretrained=str(tmp_path)))
+    assert space == StrengthSpace(1.0, 5.0, True)
+
+
+def test_strength_space_falls_back_to_the_class_range_when_the_student_cannot_be_read(tmp_path, caplog):
+    cls = method_class("nonorm")
+    with caplog.at_level(logging.WARNING):
+        space = cls.strength_space(trial_config(pretrained=str(tmp_path / "missing")))
+    assert space == StrengthSpace(1.0, cls.high, True)
+    assert "cannot read the student's layer count" in caplog.text
 
 
 def test_no_layer_stack_is_a_config_error():
     model = gpt2(2)
     model.config.n_layer = 3  # the config no longer describes the modules
     with pytest.raises(ConfigError, match=r"nonorm: expected one stack of 3 layers"):
-        method(0.5).modify_student(model)
+        method(1).modify_student(model)
 
 
 def test_distilling_at_non_neutral_strength_trains_the_modified_student(distil):
-    result, m = distil("nonorm", 1.0)
+    result, m = distil("nonorm", 2.0)  # both layers of the 2-layer student
     assert m.replaced == 4 and math.isfinite(result.report.final_loss)
     student = result.student
     assert all(isinstance(n, NoNorm) for layer in student.transformer.h for n in (layer.ln_1, layer.ln_2))
@@ -159,14 +212,18 @@ def test_distilling_at_non_neutral_strength_trains_the_modified_student(distil):
 
 
 def test_strength_out_of_range_is_a_config_error():
-    bad = 1.0 + 0.1
-    with pytest.raises(ConfigError, match=rf"privacy.strength: got {re.escape(repr(bad))}, nonorm allows \[0, 1\]"):
+    cls = method_class("nonorm")
+    assert (cls.low, cls.high, cls.neutral, cls.integer_strength) == (0.0, 128.0, 0.0, True)
+    bad = 129.0
+    with pytest.raises(ConfigError, match=rf"privacy.strength: got {re.escape(repr(bad))}, nonorm allows \[0, 128\]"):
         check_method("nonorm", bad, {}, "train")
-    check_method("nonorm", 1.0, {}, "train")
+    with pytest.raises(ConfigError, match=r"nonorm allows \[0, 128\]"):
+        check_method("nonorm", -1.0, {}, "train")
+    check_method("nonorm", 2.0, {}, "train")
 
 
 def test_deep_copy_still_works():
-    model = method(1.0).modify_student(gpt2())
+    model = method(2).modify_student(gpt2())
     clone = copy.deepcopy(model)
     ids = torch.randint(0, VOCAB, (1, 4))
     assert torch.equal(clone(ids).logits, model(ids).logits)

@@ -21,3 +21,17 @@ def test_unknown_method_and_out_of_range_strength_are_config_errors():
         check_method("none", 0.5, {}, "train")
     with pytest.raises(ConfigError, match="privacy.stage"):
         check_method("none", 0.0, {}, "serve")
+
+
+def test_default_strength_space_is_the_class_range_searched_as_a_float():
+    from mia_kd.config import TrialConfig
+    from mia_kd.privacy import StrengthSpace, method_classes
+
+    config = TrialConfig()
+    for cls in method_classes():
+        if cls.name in ("nonorm", "bottleneck", "dp_sgd"):
+            continue  # their spaces depend on the student (tests in their own files) or are their own
+        assert cls.strength_space(config) == StrengthSpace(cls.low, cls.high, False), cls.name
+    space = StrengthSpace(0.0, 1.0, False)
+    with pytest.raises(AttributeError):
+        space.low = 0.5  # frozen: a value

@@ -2,8 +2,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import mia_kd.privacy.topk_targets as topk_module
 from mia_kd.distill.loss import distill_loss, kd_loss
 from mia_kd.errors import ConfigError
+from mia_kd.models.scoring import score
 from mia_kd.privacy import MethodContext, build_method
 from mia_kd.privacy._methods import check_method, method_class
 from mia_kd.privacy.topk_targets import top_k
@@ -86,6 +88,53 @@ def test_extreme_logits_stay_finite_in_half_precision():
     logits[..., 0] = 100.0
     out = make(0.5).transform_logits(logits, None, None)
     assert out.dtype == torch.float16 and bool(torch.isfinite(out).all())
+
+
+# ---- serve stage: the released distribution is the top k probabilities plus an even spread of the rest
+
+
+def test_serve_at_neutral_is_identity(teacher_logits):
+    logits, ids = teacher_logits
+    assert torch.equal(make(0.0).serve_logits(logits, ids, torch.ones_like(ids)), logits)
+
+
+@pytest.mark.parametrize(("strength", "k"), [(0.5, 8), (0.75, 3), (1.0, 1)])
+def test_serve_keeps_top_k_probabilities_and_spreads_the_rest_evenly(teacher_logits, strength, k):
+    logits, ids = teacher_logits
+    out = make(strength).serve_logits(logits, ids, torch.ones_like(ids))
+    assert out.shape == logits.shape and out.dtype == logits.dtype
+    logp = F.log_softmax(out, dim=-1)
+    assert bool(torch.isfinite(logp).all())
+    full = F.log_softmax(logits, dim=-1)
+    top_logp, top_i = full.topk(k, dim=-1)
+    # the top k keep their own probabilities (not renormalised)
+    torch.testing.assert_close(logp.gather(-1, top_i), top_logp)
+    # every dropped token gets log((1 − Σ top-k p) / (V − k)), by hand
+    vocab = logits.shape[-1]
+    mass = top_logp.exp().sum(-1, keepdim=True).double()
+    expected = torch.log((1 - mass) / (vocab - k)).float()
+    dropped = torch.ones_like(logp, dtype=torch.bool).scatter(-1, top_i, False)
+    assert int(dropped.sum(-1).min()) == vocab - k
+    torch.testing.assert_close(logp[dropped], expected.expand_as(logp)[dropped], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(logp.shape[:-1]))
+
+
+@pytest.mark.parametrize("strength", [0.5, 1.0])
+def test_serve_scores_do_not_depend_on_the_drop_margin(teacher, rows, monkeypatch, strength):
+    # The train-stage margin is an arbitrary constant: a served student's task loss and attack scores must
+    # not scale with it.
+    def served(margin: float) -> list:
+        monkeypatch.setattr(topk_module, "DROP_MARGIN", margin)
+        method = make(strength)
+        stats = score(teacher, rows[:6], pad_id=0, batch_size=4, device=torch.device("cpu"), moments=True,
+                      transform=method.serve_logits)
+        return [*stats.logprobs, *stats.mean, *stats.std]
+
+    a, b = served(1e4), served(1e2)
+    for x, y in zip(a, b, strict=True):
+        assert bool(torch.isfinite(torch.as_tensor(x)).all())
+        torch.testing.assert_close(torch.as_tensor(x), torch.as_tensor(y), rtol=0, atol=0)
+    assert min(float(x.min()) for x in a[:6]) > -50  # no token's log-probability is near −DROP_MARGIN
 
 
 def test_distillation_neutral_is_plain_and_non_neutral_changes_the_student_not_its_shape(distil, weight_diff):

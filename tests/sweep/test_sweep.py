@@ -49,10 +49,42 @@ def test_two_methods_three_trials_each(ray_session, sweep_file, tmp_path):
     assert set(metrics["trial_id"]) == set(trials["trial_id"])
     for trial_id in trials["trial_id"]:
         assert (out / "students" / trial_id / "model.safetensors").is_file()
+    _check_selection_objective(out, outcome.journal, trials)
     # Running the same sweep again finds everything in the store and runs nothing.
     again = run_sweep(path, out=str(out))
     assert again.ran == 0 and len(_trials(out)) == 6
     _check_status_and_export(out, trials, tmp_path)
+
+
+def _check_selection_objective(out: Path, journal: Path, trials) -> None:
+    """Optuna saw the calib selection objective, and the reported front is its Pareto set."""
+    import numpy as np
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from mia_kd.analysis import frontier as fr
+    from mia_kd.analysis.results import load_results
+
+    assert trials["selection_privacy"].notna().all() and trials["selection_privacy_attack"].notna().all()
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    for method in ("red_list", "temperature"):
+        study = optuna.load_study(study_name=f"ci.{method}", storage=storage)
+        rows = trials[trials["method"].astype(str) == method].set_index("optuna_trial")
+        done = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+        assert len(done) == 3
+        for t in done:
+            assert t.values == [rows.at[t.number, "selection_privacy"], rows.at[t.number, "objective_utility"]]
+    results = load_results(str(out))
+    front = fr.compute_frontier(results, fr.reference_point(results, given=(1.0, 100.0)))
+    points = trials[["selection_privacy", "objective_utility"]].to_numpy()
+    pareto = {
+        trials["trial_id"].iloc[i] for i in range(len(points))
+        if not any((points[j] <= points[i]).all() and (points[j] < points[i]).any() for j in range(len(points)))
+    }
+    assert set(front.points.loc[front.points["on_front"], "trial_id"]) == pareto
+    np.testing.assert_array_equal(  # the reported privacy is the eval value, beside the calib one
+        front.points.set_index("trial_id").loc[list(pareto), "objective_privacy"],
+        trials.set_index("trial_id").loc[list(pareto), "objective_privacy"])
 
 
 def _check_status_and_export(out: Path, trials, tmp_path: Path) -> None:

@@ -36,8 +36,9 @@ def write_synthetic(root: Path, n: int, seed: int = 0) -> None:
     trials = pa.table({
         "sweep_id": ["bench"] * n, "trial_id": ids, "status": ["completed"] * n, "method": methods,
         "strength": rng.random(n), "epsilon": np.full(n, np.nan), "params": [PARAMS] * n,
-        "privacy_objective": ["auc"] * n, "objective_privacy": privacy, "objective_privacy_attack": ["loss"] * n,
-        "objective_utility": utility,
+        "privacy_objective": ["auc"] * n, "selection_privacy": privacy, "selection_privacy_attack": ["loss"] * n,
+        "objective_privacy": privacy, "objective_privacy_low": privacy - 0.02, "objective_privacy_high": privacy + 0.02,
+        "objective_privacy_attack": ["loss"] * n, "objective_utility": utility,
     })
     metrics = pa.table({
         "trial_id": ids, "model_role": ["student"] * n, "attack": ["loss"] * n, "auc": privacy,

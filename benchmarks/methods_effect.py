@@ -40,6 +40,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
 
     raw = read_yaml(args.config)
+    raw.pop("sweep", None)  # a sweep file is also a trial config
     for override in args.overrides:
         apply_override(raw, override)
     raw.setdefault("runtime", {})["progress"] = False

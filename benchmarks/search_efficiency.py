@@ -56,7 +56,7 @@ def record_surface(methods: list[str], n_grid: int) -> dict:
         for s in strengths:
             raw = copy.deepcopy(CI) | {"privacy": {"method": method, "strength": s}}
             row = run_student(prepared, validate_config(raw)).trial
-            points.append([row["objective_privacy"], row["objective_utility"]])
+            points.append([row["selection_privacy"], row["objective_utility"]])  # what a search sees (calib)
             print(f"  {method} {s:.3f}: privacy {points[-1][0]:.3f} utility {points[-1][1]:.3f}", flush=True)
         surface[method] = {"strengths": strengths, "points": points, "neutral": cls.neutral}
     return surface

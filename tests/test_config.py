@@ -67,3 +67,18 @@ def test_readme_methods_table_matches_the_registry():
     start = readme.index("<!-- methods-table:start -->\n") + len("<!-- methods-table:start -->\n")
     end = readme.index("<!-- methods-table:end -->")
     assert readme[start:end].strip() == methods_markdown()
+
+
+def test_readme_generated_blocks_match_their_sources():
+    # Measured numbers are copied into the README by docs/update_readme.py from benchmarks/results/, never by hand.
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    spec = importlib.util.spec_from_file_location("update_readme", root / "docs" / "update_readme.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    readme = (root / "README.md").read_text()
+    generated = module.blocks()
+    assert {"methods-effect", "quickstart-trial", "quickstart-sweep"} <= set(generated)
+    assert module.render(readme, generated) == readme, "regenerate with: python docs/update_readme.py"

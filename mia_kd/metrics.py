@@ -1,4 +1,4 @@
-"""Membership-inference metrics: one estimator each (DESIGN §5).
+"""Membership-inference metrics: one estimator each (docs/architecture.md §5).
 
 Convention everywhere: ``labels`` has shape ``(n,)``, 1 (or True) = member, 0 = non-member; ``scores`` has
 shape ``(n,)``, float, higher = member; a record is predicted member iff ``score >= threshold``.
@@ -347,7 +347,7 @@ def in_sample_statistic(statistic: str, scores: np.ndarray, labels: np.ndarray) 
 
 @dataclass(frozen=True)
 class AttackMetrics:
-    """Everything reported for one attack on one model (a row of the ``metrics`` table, DESIGN §7).
+    """Everything reported for one attack on one model (a row of the ``metrics`` table, docs/architecture.md §7).
 
     All numbers come from ``eval`` except ``calib_*`` (the selection statistics); ``threshold`` was fit on
     ``calib``. ``*_low``/``*_high`` are bootstrap 95 % intervals. ``oracle_*`` is the in-sample oracle on

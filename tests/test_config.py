@@ -82,3 +82,17 @@ def test_readme_generated_blocks_match_their_sources():
     generated = module.blocks()
     assert {"methods-effect", "quickstart-trial", "quickstart-sweep"} <= set(generated)
     assert module.render(readme, generated) == readme, "regenerate with: python docs/update_readme.py"
+
+
+def test_code_cites_only_the_design_document_in_the_repository():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    design = (root / "docs" / "architecture.md").read_text()
+    sections = {int(n) for n in re.findall(r"^## (\d+)\.", design, flags=re.M)}
+    for path in [*(root / "mia_kd").rglob("*.py"), *(root / "tests").rglob("*.py")]:
+        text = path.read_text()
+        assert "DESIGN" + " §" not in text, f"{path} cites a design document outside the repository"
+        for cited in re.findall(r"docs/architecture\.md §(\d+)", text):
+            assert int(cited) in sections, f"{path} cites §{cited}, which docs/architecture.md does not have"

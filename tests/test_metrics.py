@@ -1,4 +1,4 @@
-"""Hand-computed cases for mia_kd.metrics (DESIGN §5)."""
+"""Hand-computed cases for mia_kd.metrics (docs/architecture.md §5)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from mia_kd.attacks._base import Attack, AttackInputs, TokenStats
 from mia_kd.attacks._registry import ATTACKS, Fitted, build_attack, check_attack_spec, fit_attack
 from mia_kd.attacks._run import Attacked, privacy_objective, run_attacks, subset
 
-# The attacks in DESIGN §4's table order.
+# The attacks in docs/architecture.md §4's table order.
 ALL_ATTACKS: tuple[str, ...] = ("loss", "zlib", "lowercase", "min_k", "min_k_pp", "recall", "reference")
 
 __all__ = [

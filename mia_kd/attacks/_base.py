@@ -1,7 +1,7 @@
 """What every attack sees and promises.
 
 An attack maps per-record statistics to one score per record, and **a higher score means "member"**,
-always (DESIGN §4). Attacks never run models: the scorer (:mod:`mia_kd.models.scoring`) makes one batched
+always (docs/architecture.md §4). Attacks never run models: the scorer (:mod:`mia_kd.models.scoring`) makes one batched
 pass per (model, record set) and hands the results over as :class:`TokenStats`.
 """
 

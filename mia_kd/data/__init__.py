@@ -1,4 +1,4 @@
-"""Records, sources, IID splits with exact membership, and the blind check (DESIGN §3).
+"""Records, sources, IID splits with exact membership, and the blind check (docs/architecture.md §3).
 
 Typical use::
 

@@ -1,4 +1,4 @@
-"""The blind check (DESIGN §3): can a model-free text classifier tell members from non-members?
+"""The blind check (docs/architecture.md §3): can a model-free text classifier tell members from non-members?
 
 A bag-of-words logistic regression is fit on the calib fold (members 1, non-members 0) and scored on the
 eval fold. On an IID split it can only learn noise, so its eval AUC is near 0.5 and the 95% bootstrap

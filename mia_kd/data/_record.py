@@ -1,4 +1,4 @@
-"""Records: one cleaned text with a stable id (DESIGN §3)."""
+"""Records: one cleaned text with a stable id (docs/architecture.md §3)."""
 
 from __future__ import annotations
 

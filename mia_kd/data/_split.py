@@ -1,4 +1,4 @@
-"""Splitting one record pool into disjoint parts with exact membership (DESIGN §3)."""
+"""Splitting one record pool into disjoint parts with exact membership (docs/architecture.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Privacy-preserving distillation methods: one file per method, registered by file name (DESIGN §6)."""
+"""Privacy-preserving distillation methods: one file per method, registered by file name (docs/architecture.md §6)."""
 
 from mia_kd.privacy._base import (
     METHODS,

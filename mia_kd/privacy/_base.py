@@ -1,4 +1,4 @@
-"""The privacy-method plug-in point (DESIGN §6).
+"""The privacy-method plug-in point (docs/architecture.md §6).
 
 A privacy method changes how a student is distilled, never how it is attacked. Each has a registry name
 (= its file name), a strength range with a **neutral** value at which it is exactly plain distillation, and

@@ -1,7 +1,7 @@
 """``red_list``: push the vulnerable tokens down in the teacher's targets before softening.
 
 From Cui, Zhang, Pei 2025, *On Membership Inference Attacks in Knowledge Distillation*: the tokens of the
-members the teacher's attack flags (the vulnerable subset, DESIGN §6) form a "red list"; lowering their
+members the teacher's attack flags (the vulnerable subset, docs/architecture.md §6) form a "red list"; lowering their
 logits by ``strength`` nats (a fixed additive penalty, i.e. dividing their unnormalised probability by
 ``e^strength``) makes the student copy less of the teacher's confidence on exactly the tokens that give the
 members away. Every other column is left bit-identical.

@@ -1,7 +1,7 @@
 """``vulnerable_filter``: leave the teacher's most vulnerable members out of the transfer set.
 
 From Cui, Zhang, Pei 2025, *On Membership Inference Attacks in Knowledge Distillation*: the members the
-teacher's attack flags (the vulnerable subset, DESIGN §6) are the ones a distilled student most readily
+teacher's attack flags (the vulnerable subset, docs/architecture.md §6) are the ones a distilled student most readily
 gives away, so the student is distilled without them. The study's later method distils on the
 non-vulnerable members only, and also drops the vulnerable subset plus the next 5 % / 10 % of members.
 

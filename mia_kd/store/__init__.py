@@ -1,4 +1,4 @@
-"""The results store: Parquet tables ``trials``, ``metrics``, ``records`` (DESIGN §7)."""
+"""The results store: Parquet tables ``trials``, ``metrics``, ``records`` (docs/architecture.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The three results tables (DESIGN §7) as explicit Arrow schemas.
+"""The three results tables (docs/architecture.md §7) as explicit Arrow schemas.
 
 Every file carries ``schema_version``; ``sweep_id`` and ``method`` are hive partition keys (in the path, not
 in the file); readers unify schemas across versions (a column a file lacks reads

@@ -55,12 +55,12 @@ def sweep_status(out: str | Path) -> SweepStatus:
     done = trials[trials["status"] == "completed"]
     best = pd.DataFrame()
     if len(done):
-        # Chosen on calib (selection_privacy), shown with the eval value of the attack chosen there.
+        # Chosen on calib (selection_privacy), shown with the eval value of the attack chosen there. Trials of
+        # mia-kd 0.1 (schema 1) have no calib value: no privacy pick for them rather than one made on eval.
+        done = done.reindex(columns=[*done.columns.drop("selection_privacy", errors="ignore"), "selection_privacy"])
         cols = ["trial_id", "method", "strength", "selection_privacy", "objective_privacy", "objective_utility"]
-        cols = [c for c in cols if c in done]
-        by = "selection_privacy" if "selection_privacy" in done else "objective_privacy"
         best = pd.concat([
-            done.nsmallest(1, by)[cols].assign(best="privacy"),
+            done.dropna(subset=["selection_privacy"]).nsmallest(1, "selection_privacy")[cols].assign(best="privacy"),
             done.nsmallest(1, "objective_utility")[cols].assign(best="utility"),
         ]).rename(columns={"selection_privacy": "privacy_calib", "objective_privacy": "privacy_eval"})
     started = datetime.fromisoformat(manifest["started_at"])

@@ -40,11 +40,10 @@ print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, tokens, len(tok)
 TRIAL = """
 import resource, sys
 from mia_kd.config import load_config
-from mia_kd.store import write_result
 from mia_kd.trial import run_trial
 config = load_config(sys.argv[1], [f"runtime.cache_dir={sys.argv[2]}/cache", "runtime.progress=false"])
 result = run_trial(config)
-write_result(sys.argv[2] + "/out", result)
+result.write(sys.argv[2] + "/out")
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, result.records.nbytes, result.records.num_rows)
 """
 

@@ -26,7 +26,6 @@ import yaml  # noqa: E402
 
 from mia_kd.config import read_yaml, validate_config  # noqa: E402
 from mia_kd.privacy import method_class  # noqa: E402
-from mia_kd.sweep.config import MethodSearch, trial_config  # noqa: E402
 
 
 def main() -> int:
@@ -55,12 +54,13 @@ def main() -> int:
 
     # ---- plain loop: prepare (cache hit) + the trials, one after the other
     start = time.perf_counter()
-    prepared = prepare(validate_config(raw))
+    base = validate_config(raw)
+    prepared = prepare(base)
     plain_prepare = time.perf_counter() - start
     trial_times = []
     for strength in strengths:
         t0 = time.perf_counter()
-        run_student(prepared, validate_config(trial_config(raw, args.method, strength, MethodSearch(), {}, student_seed=None)))
+        run_student(prepared, base.for_trial(method=args.method, strength=strength))
         trial_times.append(time.perf_counter() - t0)
     plain = time.perf_counter() - start
 

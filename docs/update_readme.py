@@ -32,8 +32,8 @@ def _sections(path: Path) -> dict[str, str]:
 
 
 def blocks() -> dict[str, str]:
-    from mia_kd.config import reference_markdown
-    from mia_kd.privacy._methods import methods_markdown
+    from mia_kd.config.reference import reference_markdown
+    from mia_kd.privacy import methods_markdown
 
     out = {"config-reference": reference_markdown(), "methods-table": methods_markdown()}
     effect = RESULTS / "methods_effect.md"

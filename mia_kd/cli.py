@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -186,15 +187,15 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
 
 def _cmd_trial(args: argparse.Namespace) -> int:
     from mia_kd.config import load_config
+    from mia_kd.validate import check_config
 
-    config = load_config(args.config, args.overrides)  # validated before anything heavy is imported
+    config = check_config(load_config(args.config, args.overrides))  # every user error before any training
 
-    from mia_kd.store import write_result
     from mia_kd.trial import run_trial
 
     start = time.perf_counter()
     result = run_trial(config)
-    paths = write_result(args.out, result)
+    paths = result.write(args.out)
     print(format_trial(result.trial, result.metrics))
     print(f"\nwrote trial {result.trial_id} in {time.perf_counter() - start:.0f} s: {len(paths)} tables under {args.out}")
     return 0
@@ -202,17 +203,18 @@ def _cmd_trial(args: argparse.Namespace) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from mia_kd.sweep.config import load_sweep
+    from mia_kd.config import load_sweep
+    from mia_kd.validate import check_sweep
 
-    load_sweep(args.config, args.overrides)  # every user error before Ray starts
+    config = check_sweep(load_sweep(args.config, args.overrides))  # every user error before Ray starts
     if not args.verbose:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     from mia_kd.sweep.runner import run_sweep
 
-    outcome = run_sweep(args.config, out=args.out, address=args.address, overrides=args.overrides,
-                        verbose=args.verbose, allow_local_out=args.allow_local_out)
+    outcome = run_sweep(config, out=args.out, address=args.address, verbose=args.verbose,
+                        allow_local_out=args.allow_local_out)
     print(
         f"\nsweep done in {outcome.seconds / 60:.1f} min: {outcome.ran} trials run now; the store holds "
         f"{outcome.completed} completed, {outcome.failed} failed trials\nresults: {outcome.out}\n"
@@ -259,10 +261,18 @@ def _cmd_asymmetry(args: argparse.Namespace) -> int:
 def _cmd_ensemble(args: argparse.Namespace) -> int:
     from mia_kd.analysis import commands
 
-    return _show(commands.ensemble(
+    outcome = commands.ensemble(
         args.dir, sweep_id=args.sweep_id, max_task_loss=args.max_task_loss, max_utility_drop=args.max_utility_drop,
         max_size=args.max_size, with_replacement=not args.without_replacement, export=args.export,
-    ))
+    )
+    if outcome.export is not None:  # the analysis chose it; writing the models is the models' side
+        from mia_kd.distill.ensemble import export_ensemble
+
+        e = outcome.export
+        outcome = dataclasses.replace(
+            outcome, paths=[*outcome.paths, export_ensemble(e.students, e.members, e.weights, e.dest, e.meta)]
+        )
+    return _show(outcome)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

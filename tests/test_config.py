@@ -2,6 +2,12 @@ import pytest
 
 from mia_kd.config import TrialConfig, apply_override, load_config, validate_config
 from mia_kd.errors import ConfigError
+from mia_kd.validate import check_config
+
+
+def checked(raw: dict) -> TrialConfig:
+    """Structure and ranges (the config layer), then names and options (the plug-ins): what the CLI runs."""
+    return check_config(validate_config(raw))
 
 
 def test_quickstart_config_validates():
@@ -36,32 +42,32 @@ def test_config_hash_ignores_runtime_but_not_science():
     [
         ({"attacks": []}, "at least one attack"),
         ({"attacks": ["loss", "loss"]}, "duplicate"),
-        ({"attacks": [{"name": "recall", "shots": [1, 2]}]}, "recall.shots"),
+        ({"attacks": [{"name": "recall", "shots": [1, 2]}], "privacy": {"vulnerability_attack": "recall"}}, "recall.shots"),
         ({"tokenizer": {"vocab_size": 10}}, "tokenizer.vocab_size"),
         ({"sweep_id": "a/b"}, "sweep_id"),
     ],
 )
 def test_invalid_values_name_the_key(raw, fragment):
     with pytest.raises(ConfigError, match=None) as info:
-        validate_config(raw)
+        checked(raw)
     assert fragment in str(info.value)
 
 
 def test_readme_config_reference_matches_the_code():
     from pathlib import Path
 
-    from mia_kd.config import reference_markdown
+    from mia_kd.config.reference import reference_markdown
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     start = readme.index("<!-- config-reference:start -->\n") + len("<!-- config-reference:start -->\n")
     end = readme.index("<!-- config-reference:end -->")
-    assert readme[start:end].strip() == reference_markdown(), "regenerate with: python -c 'from mia_kd.config import reference_markdown as r; print(r())'"
+    assert readme[start:end].strip() == reference_markdown(), "regenerate with: python docs/update_readme.py"
 
 
 def test_readme_methods_table_matches_the_registry():
     from pathlib import Path
 
-    from mia_kd.privacy._methods import methods_markdown
+    from mia_kd.privacy import methods_markdown
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     start = readme.index("<!-- methods-table:start -->\n") + len("<!-- methods-table:start -->\n")

@@ -21,6 +21,7 @@ from mia_kd.metrics import (
     roc_curve,
     tpr_at_fpr,
 )
+from mia_kd.metrics._roc import auc_batch
 
 
 def split(members, nonmembers):
@@ -87,9 +88,9 @@ def test_every_estimator_rejects_a_single_class():
         lambda: fit_threshold(s, y),
         lambda: rates(s, y, 0.2),
         lambda: oracle_accuracy(s, y),
-        lambda: bootstrap_ci(auc, s, y),
-        lambda: evaluate_attack(s, y, [0.1, 0.2], [0, 1]),
-        lambda: evaluate_attack([0.1, 0.2], [0, 1], s, y),
+        lambda: bootstrap_ci(auc, s, y, seed=0),
+        lambda: evaluate_attack(s, y, [0.1, 0.2], [0, 1], seed=0),
+        lambda: evaluate_attack([0.1, 0.2], [0, 1], s, y, seed=0),
     ):
         with pytest.raises(MiaKdError, match="both members and non-members"):
             call()
@@ -128,9 +129,9 @@ def test_tpr_at_fpr_is_nan_where_the_nonmembers_cannot_resolve_alpha():
     s, y = split([199.5, 197.5, 196.5], np.arange(200.0))
     assert np.isnan(tpr_at_fpr(s, y, 0.001)) and np.isnan(tpr_at_fpr(s, y, 0.0))
     assert metrics.resolvable(200, 0.005) and not metrics.resolvable(200, 0.0049) and not metrics.resolvable(0, 1.0)
-    m = evaluate_attack(s, y, s, y, n_bootstrap=100)
+    m = evaluate_attack(s, y, s, y, n_bootstrap=100, seed=0)
     assert np.isnan(m.tpr_at_fpr_0_1pct) and m.fpr_step == 1 / 200 and m.tpr_at_fpr_1pct == pytest.approx(2 / 3)
-    small = evaluate_attack([0.9, 0.1], [1, 0], [0.9, 0.8, 0.1], [1, 1, 0], n_bootstrap=100)
+    small = evaluate_attack([0.9, 0.1], [1, 0], [0.9, 0.8, 0.1], [1, 1, 0], n_bootstrap=100, seed=0)
     assert np.isnan(small.tpr_at_fpr_1pct) and np.isnan(small.tpr_at_fpr_1pct_low)
 
 
@@ -263,8 +264,8 @@ def test_bootstrap_ci_contains_estimate_and_is_seeded():
 
 def test_bootstrap_level_widens_interval():
     s, y = random_case()
-    low90, high90 = bootstrap_ci(auc, s, y, level=0.9)
-    low99, high99 = bootstrap_ci(auc, s, y, level=0.99)
+    low90, high90 = bootstrap_ci(auc, s, y, level=0.9, seed=0)
+    low99, high99 = bootstrap_ci(auc, s, y, level=0.99, seed=0)
     assert low99 < low90 and high90 < high99
 
 
@@ -279,7 +280,7 @@ def test_auc_batch_matches_sklearn_row_by_row():
     rng = np.random.default_rng(5)
     members = np.round(rng.normal(0.3, 1, (50, 13)), 1)
     nonmembers = np.round(rng.normal(0, 1, (50, 29)), 1)
-    got = metrics._auc_batch(members, nonmembers)
+    got = auc_batch(members, nonmembers)
     labels = np.r_[np.ones(13), np.zeros(29)]
     want = [roc_auc_score(labels, np.r_[m, o]) for m, o in zip(members, nonmembers)]
     np.testing.assert_allclose(got, want, atol=1e-12)
@@ -293,14 +294,14 @@ def test_bootstrap_is_stratified():
         seen.append((len(scores), int(np.sum(labels))))
         return float(np.mean(scores))
 
-    bootstrap_ci(count_members, s, y, n_bootstrap=50)
+    bootstrap_ci(count_members, s, y, n_bootstrap=50, seed=0)
     assert seen == [(12, 6)] * 50
 
 
 def test_bootstrap_auc_is_fast():
     s, y = random_case(n=400)
-    bootstrap_ci(auc, s, y)  # warm-up
-    best = min(_timed(lambda: bootstrap_ci(auc, s, y, n_bootstrap=1000)) for _ in range(3))
+    bootstrap_ci(auc, s, y, seed=0)  # warm-up
+    best = min(_timed(lambda: bootstrap_ci(auc, s, y, n_bootstrap=1000, seed=0)) for _ in range(3))
     assert best < 0.2
 
 
@@ -313,9 +314,56 @@ def _timed(fn):
 def test_bootstrap_rejects_bad_arguments():
     s, y = random_case(n=10)
     with pytest.raises(MiaKdError, match="n_bootstrap"):
-        bootstrap_ci(auc, s, y, n_bootstrap=0)
+        bootstrap_ci(auc, s, y, n_bootstrap=0, seed=0)
     with pytest.raises(MiaKdError, match="level"):
-        bootstrap_ci(auc, s, y, level=1.0)
+        bootstrap_ci(auc, s, y, level=1.0, seed=0)
+
+
+def test_bootstrap_values_is_the_stratified_bootstrap_and_takes_a_seed_or_a_generator():
+    s, y = random_case(n=30)
+    members, nonmembers = s[y == 1], s[y == 0]
+
+    def mean_gap(m, o):
+        return members[m].mean(axis=1) - nonmembers[o].mean(axis=1)
+
+    by_seed = metrics.bootstrap_values(mean_gap, (len(members), len(nonmembers)), n_bootstrap=200, rng=3)
+    by_generator = metrics.bootstrap_values(
+        mean_gap, (len(members), len(nonmembers)), n_bootstrap=200, rng=np.random.default_rng(3)
+    )
+    np.testing.assert_array_equal(by_seed, by_generator)
+    # bootstrap_ci is this bootstrap with a percentile interval on top.
+    low, high = bootstrap_ci(lambda a, b: float(a[b == 1].mean() - a[b == 0].mean()), s, y, n_bootstrap=200, seed=3)
+    assert (low, high) == pytest.approx(tuple(metrics.percentile_interval(by_seed, 0.95)), rel=1e-12)  # sums' order
+
+
+def test_bootstrap_values_do_not_depend_on_the_chunk_size(monkeypatch):
+    import mia_kd.metrics._bootstrap as bootstrap
+
+    def draws(rows):
+        return rows.astype(np.float64)  # the drawn indices themselves: (b, n)
+
+    whole = metrics.bootstrap_values(draws, (7,), n_bootstrap=50, rng=1)
+    monkeypatch.setattr(bootstrap, "_CHUNK_ELEMENTS", 20)  # chunks of 2 resamples
+    assert whole.shape == (50, 7)
+    np.testing.assert_array_equal(metrics.bootstrap_values(draws, (7,), n_bootstrap=50, rng=1), whole)
+
+
+# ------------------------------------------------------------------------------------------- mixture
+
+
+def test_mixture_logprobs_hand_case():
+    half = np.log([0.5, 0.25])
+    quarter = np.log([0.25, 0.25])
+    got = metrics.mixture_logprobs([half, quarter], [0.5, 0.5])
+    np.testing.assert_allclose(got, np.log([0.375, 0.25]), atol=1e-15)
+    np.testing.assert_array_equal(metrics.mixture_logprobs([half], [1.0]), half)  # a mixture of one is itself
+
+
+def test_mixture_weights_must_be_positive_and_sum_to_one():
+    np.testing.assert_array_equal(metrics.check_weights([0.25, 0.75], 2), [0.25, 0.75])
+    for bad in ([0.5, 0.6], [1.0, 0.0], [1.0]):
+        with pytest.raises(ValueError, match="weights"):
+            metrics.check_weights(bad, 2)
 
 
 # ---------------------------------------------------------------------------------- evaluate_attack
@@ -364,7 +412,7 @@ def test_evaluate_attack_intervals_match_bootstrap_ci():
 
 def test_attack_metrics_to_dict():
     s, y = random_case(n=40)
-    d = evaluate_attack(s, y, s, y, n_bootstrap=20).to_dict()
+    d = evaluate_attack(s, y, s, y, n_bootstrap=20, seed=0).to_dict()
     assert list(d) == [
         "auc", "auc_low", "auc_high", "tpr_at_fpr_1pct", "tpr_at_fpr_1pct_low", "tpr_at_fpr_1pct_high",
         "tpr_at_fpr_0_1pct", "fpr_step", "balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high",

@@ -8,16 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mia_kd.attacks import ALL_ATTACKS
-from mia_kd.config import validate_config
+from mia_kd.config import TrialConfig, validate_config
 from mia_kd.errors import ShiftedSplitError
-from mia_kd.store import read_table, write_result
+from mia_kd.store import read_table
 from mia_kd.attacks.zlib import zlib_bytes
+from mia_kd.data import prepare_split
 from mia_kd.models.tokenizer import encode
-from mia_kd.trial import prepare, prepare_split, run_trial
+from mia_kd.trial import prepare, run_trial
 from tests._tolerance import float32_atol, forward_ops
 
 pytestmark = pytest.mark.slow
+
+ATTACKS = [spec.name for spec in TrialConfig().attacks]  # the CI config runs the default attacks
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +27,15 @@ def trial(tmp_path_factory, ci_raw_factory):
     root = tmp_path_factory.mktemp("trial")
     config = validate_config(ci_raw_factory(root / "cache"))
     result = run_trial(config)
-    write_result(str(root / "results"), result)
+    result.write(str(root / "results"))
     return config, result, root
 
 
 def test_teacher_memorises_and_every_attack_has_metrics(trial):
     _, result, _ = trial
     metrics = pd.DataFrame(result.metrics)
-    assert len(metrics) == 2 * len(ALL_ATTACKS)
-    assert set(metrics["attack"]) == set(ALL_ATTACKS)
+    assert len(metrics) == 2 * len(ATTACKS)
+    assert set(metrics["attack"]) == set(ATTACKS)
     assert set(metrics["model_role"]) == {"teacher", "student"}
     teacher_loss = metrics.query("model_role == 'teacher' and attack == 'loss'").iloc[0]
     assert teacher_loss["auc"] > 0.9
@@ -41,7 +43,7 @@ def test_teacher_memorises_and_every_attack_has_metrics(trial):
     assert metrics[["auc", "tpr", "tnr", "balanced_accuracy"]].notna().all().all()
     assert (metrics["n_members"] == 100).all() and (metrics["n_nonmembers"] == 100).all()
     row = result.trial
-    assert row["status"] == "completed" and row["objective_privacy_attack"] in ALL_ATTACKS
+    assert row["status"] == "completed" and row["objective_privacy_attack"] in ATTACKS
     assert 0 < row["student_task_loss"] < 10 and not row["split_shifted"]
     assert set(metrics["orientation"]) <= {1, -1}
 
@@ -70,7 +72,7 @@ def test_zlib_and_lowercase_describe_the_scored_span(ci_raw):
     tokenizer, inputs = prepared.tokenizer, prepared.teacher_scored.attack
     zlib_scores = prepared.teacher_attacked.scores["zlib"]
     n_cut = 0
-    for i, record in enumerate(prepared.attack_records):
+    for i, record in enumerate(prepared.split.attack_records):
         row = encode(tokenizer, [record.text], max_length=24)[0][0]
         full = encode(tokenizer, [record.text], max_length=None)[0][0]
         span = tokenizer.decode(row[1:]) if len(full) > 24 else record.text
@@ -108,7 +110,7 @@ def test_tables_load_with_pandas_and_duckdb(trial):
     assert records == expected
     table = read_table(str(results), "records").to_pandas()
     scored = table[table["fold"] != "utility"]
-    for attack in ALL_ATTACKS:
+    for attack in ATTACKS:
         assert scored.loc[scored["model_role"] != "reference", f"score_{attack}"].notna().all()
 
 
@@ -160,46 +162,43 @@ def test_blind_check_refuses_a_split_of_two_sources_unless_allowed(tmp_path, ci_
 def test_the_vulnerable_subset_cache_is_keyed_by_what_it_depends_on(tmp_path):
     # Two settings of the same attack (min_k at k 0.05 and 1.0) score the members differently; the old key
     # (attack and token rule only) reused the first subset for the second.
-    from types import SimpleNamespace
-
-    from mia_kd.attacks import Attacked
     from mia_kd.data import make_records
-    from mia_kd.privacy import compute_vulnerability
-    from mia_kd.trial import _vulnerability
+    from mia_kd.privacy import compute_vulnerability, vulnerable_subset
 
     rng = np.random.default_rng(0)
     members = make_records([f"member record {i}" for i in range(20)], "test")
-    split = SimpleNamespace(members=members)
-    labels = np.r_[np.ones(20, dtype=np.int8), np.zeros(20, dtype=np.int8)]
+    member_ids = [r.record_id for r in members]
     rows = [[0, 1 + i % 7, 2 + i % 5] for i in range(20)]
-    pcfg = SimpleNamespace(vulnerability_attack="min_k", vulnerable_tokens="all")
 
-    def attacked(scores):
-        return Attacked(rows=[], scores={"min_k": scores}, thresholds={"min_k": float(np.median(scores[:20]))})
+    def subset(scores):
+        return vulnerable_subset(
+            tmp_path, attack="min_k", tokens_rule="all", member_ids=member_ids, member_scores=scores[:20],
+            threshold=float(np.median(scores[:20])), member_rows=rows, vocab_size=16,
+        )
 
-    first, second = attacked(rng.normal(size=40)), attacked(rng.normal(size=40))
-    a = _vulnerability(tmp_path, first, pcfg, split, labels, rows, vocab_size=16)
-    b = _vulnerability(tmp_path, second, pcfg, split, labels, rows, vocab_size=16)
+    first, second = rng.normal(size=40), rng.normal(size=40)
+    a, b = subset(first), subset(second)
     expected = compute_vulnerability(
-        attack="min_k", member_ids=[r.record_id for r in members], member_scores=second.scores["min_k"][:20],
-        threshold=second.thresholds["min_k"], member_rows=rows, vocab_size=16, tokens_rule="all",
+        attack="min_k", member_ids=member_ids, member_scores=second[:20], threshold=float(np.median(second[:20])),
+        member_rows=rows, vocab_size=16, tokens_rule="all",
     )
     assert b.member_ids == expected.member_ids and b.n_vulnerable == expected.n_vulnerable
     assert a.member_ids != b.member_ids
     assert len(list(tmp_path.glob("vulnerability-min_k-all-*.json"))) == 2
     # the same inputs hit the cache
-    assert _vulnerability(tmp_path, second, pcfg, split, labels, rows, vocab_size=16).member_ids == b.member_ids
+    assert subset(second).member_ids == b.member_ids
 
 
 def test_n_windowed_counts_every_pass_including_recall_prefixed_rows():
     # A row that fits the context on its own but not behind ReCaLL's prefix is windowed in the prefixed pass.
     from types import SimpleNamespace
 
-    from mia_kd.trial import _Scoring
+    from mia_kd.models.scoring import ScoringPlan
 
     model = SimpleNamespace(config=SimpleNamespace(n_positions=10))
     rows = [[0] * 8, [0] * 12]  # the second is windowed in the plain pass
-    scoring = _Scoring(texts=["a", "b"], utility_texts=["u"], rows=rows, lowercase_rows=[[0] * 11, [0] * 9],
-                       utility_rows=[[0] * 5], prefix=[0] * 4, needs=set(), config=None, pad_id=0, device=None)
+    scoring = ScoringPlan(texts=["a", "b"], rows=rows, utility_texts=["u"], utility_rows=[[0] * 5],
+                          lowercase_rows=[[0] * 11, [0] * 9], prefix=[0] * 4, moments=False, pad_id=0, batch_size=1,
+                          device=None)
     # plain: 1 (12); lowercase: 1 (11); prefixed (4 + row[1:]): 11 and 15 -> 2; utility: 0
     assert scoring.n_windowed(model) == 4

@@ -31,7 +31,7 @@ class Asymmetry:
 
 def check_attack(results: Results, attack: str | None) -> str:
     """``attack``, checked against the sweep's attacks; default ``loss`` (the study's attack) or the first."""
-    names = [a["name"] for a in results.attacks]
+    names = [a.name for a in results.attacks]
     if attack is None:
         return "loss" if "loss" in names else names[0]
     if attack not in names:

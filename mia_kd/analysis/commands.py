@@ -1,5 +1,6 @@
 """What ``mia-kd frontier | asymmetry | ensemble | report`` do: read the store, compute, write files, and
-return the terminal text. Torch-free, like all of :mod:`mia_kd.analysis`."""
+return the terminal text. Torch-free, like all of :mod:`mia_kd.analysis`, which imports no models: an
+ensemble's ``--export`` (copying saved students) is handed back to the CLI as an :class:`EnsembleExport`."""
 
 from __future__ import annotations
 
@@ -19,15 +20,30 @@ from mia_kd.analysis import ensemble as ens
 from mia_kd.analysis import frontier as fr
 from mia_kd.analysis.results import Results, load_results
 from mia_kd.errors import UserError
+from mia_kd.objectives import PRIVACY, REPORTED_PRIVACY, UTILITY, privacy_statistic
 from mia_kd.store import ENSEMBLES, read_table, write_trial
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class EnsembleExport:
+    """What ``mia-kd ensemble --export DEST`` still has to write once the ensemble is chosen: the members'
+    saved students (``students/<trial_id>/``) copied to ``dest`` with a manifest, the arguments of
+    :func:`mia_kd.distill.ensemble.export_ensemble` in its order."""
+
+    students: Path  # the sweep's saved students folder
+    members: list[str]  # trial ids, in the order chosen
+    weights: list[float]  # mixture weights, same order, sum 1
+    dest: Path
+    meta: dict  # added to the manifest: the ensemble's id, objectives and sweep
+
+
+@dataclass(frozen=True)
 class Outcome:
     text: str  # what the terminal shows
     paths: list[Path]  # files written
+    export: EnsembleExport | None = None  # left to the caller: analysis imports no models
 
 
 def _out(results: Results, out: str | None) -> Path:
@@ -79,14 +95,14 @@ def ensemble(
     )
     paths = [Path(p) for p in write_trial(root, sweep_id=results.sweep_id, method="ensemble", trial_id=row["ensemble_id"],
                                           tables={"ensembles": pa.Table.from_pylist([row], schema=ENSEMBLES)})]
+    to_export = None
     if export is not None:
-        from mia_kd.models.ensemble import export_ensemble
-
-        meta = {k: row[k] for k in ("ensemble_id", "objective_privacy", "objective_privacy_attack", "objective_utility",
+        meta = {k: row[k] for k in ("ensemble_id", REPORTED_PRIVACY.column, REPORTED_PRIVACY.attack, UTILITY.column,
                                     "privacy_objective", "constraint")}
-        paths.append(export_ensemble(results.local_root() / "students", choice.members, choice.weights, export,
-                                     {**meta, "sweep_id": results.sweep_id}))
-    return Outcome(format_ensemble(row, choice, pool, vote), paths)
+        to_export = EnsembleExport(students=results.local_root() / "students", members=list(choice.members),
+                                   weights=list(choice.weights), dest=Path(export),
+                                   meta={**meta, "sweep_id": results.sweep_id})
+    return Outcome(format_ensemble(row, choice, pool, vote), paths, export=to_export)
 
 
 def format_ensemble(row: dict, choice: ens.Choice, pool: ens.Pool, vote: dict) -> str:
@@ -100,7 +116,7 @@ def format_ensemble(row: dict, choice: ens.Choice, pool: ens.Pool, vote: dict) -
         + (f" ({', '.join(row['unavailable_attacks'])}: not available for ensembles)" if row["unavailable_attacks"] else ""),
         "",
         f"{'':<26} {'privacy (eval)':>26} {'task loss':>26}",
-        f"{'ensemble':<26} {_ci(row, 'objective_privacy'):>26} {_ci(row, 'objective_utility'):>26}",
+        f"{'ensemble':<26} {_ci(row, REPORTED_PRIVACY.column):>26} {_ci(row, UTILITY.column):>26}",
         f"{'best single ' + row['best_single_trial_id']:<26} {row['best_single_privacy']:>26.4f} {row['best_single_utility']:>26.4f}",
         "",
         "study's ensemble (majority vote of thresholded members), eval: balanced accuracy per attack",
@@ -150,8 +166,8 @@ def report(root: str, *, sweep_id=None, out=None) -> Outcome:
         "hypervolume reference point": f"({front.reference.point[0]:.4f}, {front.reference.point[1]:.4f}): {front.reference.basis}",
     }
     tables = {
-        method: rows[["trial_id", "strength", "selection_privacy", "objective_privacy", "objective_privacy_attack",
-                      "objective_utility", "on_method_front", "on_front"]].round(4)
+        method: rows[["trial_id", "strength", PRIVACY.column, REPORTED_PRIVACY.column, REPORTED_PRIVACY.attack,
+                      UTILITY.column, "on_method_front", "on_front"]].round(4)
         for method, rows in front.points.sort_values(["method", "strength"]).groupby("method", sort=True)
     }
     ens_summary = None
@@ -160,8 +176,8 @@ def report(root: str, *, sweep_id=None, out=None) -> Outcome:
             "ensemble": chosen["ensemble_id"],
             "members": ", ".join(f"{t} x {w:.3g}" for t, w in zip(chosen["members"], chosen["weights"], strict=True)),
             "constraint": chosen["constraint"],
-            "privacy (eval)": _ci(chosen, "objective_privacy") + f" ({chosen['objective_privacy_attack']})",
-            "task loss": _ci(chosen, "objective_utility"),
+            "privacy (eval)": _ci(chosen, REPORTED_PRIVACY.column) + f" ({chosen[REPORTED_PRIVACY.attack]})",
+            "task loss": _ci(chosen, UTILITY.column),
             "best single student": f"{chosen['best_single_trial_id']}: privacy {chosen['best_single_privacy']:.4f}, "
                                    f"task loss {chosen['best_single_utility']:.4f}",
             "not available for ensembles": ", ".join(chosen["unavailable_attacks"]) or "none",
@@ -193,22 +209,23 @@ def _roc_curves(results: Results, front: fr.Frontier, chosen: dict | None) -> li
     front students, and the chosen ensemble."""
     points = front.points.set_index("trial_id")
     on = points[points["on_front"]]
-    picks = {"knee": points.index[points["is_knee"]][0], "most private": on["selection_privacy"].idxmin()}
+    picks = {"knee": points.index[points["is_knee"]][0], "most private": on[PRIVACY.column].idxmin()}
     teacher = results.metric("teacher")
     first = picks["knee"]
     # The teacher's worst attack, chosen on calib like the students'.
-    t_attack = teacher[teacher["trial_id"] == first].sort_values(f"calib_{results.privacy_objective}").iloc[-1]["attack"]
+    calib = privacy_statistic(results.privacy_objective).calib
+    t_attack = teacher[teacher["trial_id"] == first].sort_values(calib).iloc[-1]["attack"]
     curves = [_stored_curve(results, first, "teacher", t_attack, f"teacher ({t_attack})")]
     for label, trial in picks.items():
         if label != "knee" and trial == picks["knee"]:
             continue  # the knee is also the most private
-        attack = points.at[trial, "objective_privacy_attack"]
+        attack = points.at[trial, REPORTED_PRIVACY.attack]
         name = f"{label} student {trial} ({points.at[trial, 'method']}, {attack})"
         curves.append(_stored_curve(results, trial, "student", attack, name))
     if chosen is not None:
         pool = ens.build_pool(results, list(chosen["members"]))
         evaluation = ens.evaluate(pool, list(chosen["members"]), np.asarray(chosen["weights"]))
-        attack = evaluation["objective_privacy_attack"]
+        attack = evaluation[REPORTED_PRIVACY.attack]
         n_calib = len(pool.calib.labels)
         curves.append(_curve(f"ensemble {chosen['ensemble_id']} ({attack})",
                              evaluation["scores"][attack][n_calib:], pool.eval.labels))

@@ -1,7 +1,7 @@
 """Automatic ensemble selection among a sweep's students, scored exactly from stored per-token log-probs.
 
 The ensemble's output is the weighted mixture of its members' next-token distributions, so its
-log-prob of each observed token is ``logsumexp_m(log w_m + ℓ_m)`` (:mod:`mia_kd.analysis.mixture`): exact
+log-prob of each observed token is ``logsumexp_m(log w_m + ℓ_m)`` (:func:`mia_kd.metrics.mixture_logprobs`): exact
 for every attack that reads only observed-token log-probs (loss, zlib, lowercase, min_k, recall,
 reference) and for the task loss. Attacks that need the full distribution (min_k_pp's moments) are
 reported as not available rather than approximated.
@@ -22,17 +22,18 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from mia_kd import metrics
-from mia_kd.analysis.mixture import mixture_logprobs
 from mia_kd.analysis.results import Results
 from mia_kd.attacks import ATTACKS, AttackInputs, TokenStats, fit_attack, privacy_objective, run_attacks
+from mia_kd.config import AttackSpec, TrialConfig
 from mia_kd.errors import UserError
-from mia_kd.store.schema import SCHEMA_VERSION
+from mia_kd.metrics import mixture_logprobs
+from mia_kd.objectives import REPORTED_PRIVACY, UTILITY
+from mia_kd.store import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,8 @@ class Pool:
     eval: Fold
     utility: Fold
     utility_report: Fold
-    specs: list[SimpleNamespace]  # every configured attack spec (name, params), in config order
-    attacks: list[SimpleNamespace]  # those an ensemble can be scored with
+    specs: list[AttackSpec]  # every configured attack spec (name, params), in config order
+    attacks: list[AttackSpec]  # those an ensemble can be scored with
     unavailable: list[str]
     statistic: str  # the privacy objective: auc | balanced_accuracy | tpr_at_fpr_1pct
     n_bootstrap: int
@@ -115,7 +116,7 @@ def build_pool(results: Results, candidates: list[str] | None = None) -> Pool:
         raise UserError(f"not completed trials of sweep {results.sweep_id!r}: {', '.join(unknown)}")
     columns = ["trial_id", "model_role", "record_id", "label", "fold", "n_tokens", *PASSES.values()]
     records = results.records(roles=("student", "reference"), trial_ids=trials, columns=columns + _zlib_columns(results))
-    specs = [SimpleNamespace(name=a["name"], params=a.get("params", {})) for a in results.attacks]
+    specs = list(results.attacks)
     unavailable = [s.name for s in specs if ATTACKS.get(s.name).needs & NEEDS_FULL_DISTRIBUTION]
     student = records[records["model_role"] == "student"]
     first = student[student["trial_id"] == trials[0]]
@@ -160,12 +161,12 @@ def build_pool(results: Results, candidates: list[str] | None = None) -> Pool:
             missing.append("zlib_bytes")
         if missing and spec.name not in unavailable:
             unavailable.append(spec.name)
-    params = json.loads(results.completed.set_index("trial_id").at[trials[0], "params"])
+    config = TrialConfig.from_stored(results.completed.set_index("trial_id").at[trials[0], "params"])
     return Pool(
         candidates=usable, calib=folds["calib"], eval=folds["eval"], utility=folds["utility"],
         utility_report=folds["utility_report"], specs=specs,
         attacks=[s for s in specs if s.name not in unavailable], unavailable=unavailable,
-        statistic=results.privacy_objective, n_bootstrap=params["metrics"]["n_bootstrap"], seed=params["seed"],
+        statistic=results.privacy_objective, n_bootstrap=config.metrics.n_bootstrap, seed=config.seed,
         excluded=excluded,
     )
 
@@ -230,9 +231,9 @@ def evaluate(pool: Pool, trials: list[str], weights: np.ndarray) -> dict:
     per_record = pool.utility_report.stats("target", trials, weights).logprobs
     low, high = _task_loss_ci(per_record, n_bootstrap=pool.n_bootstrap, seed=pool.seed)
     return {
-        "attack_metrics": rows, **{k: v for k, v in objective.items() if k.startswith("objective_privacy")},
-        "objective_utility": pool.utility_report.task_loss(trials, weights), "objective_utility_low": low,
-        "objective_utility_high": high, "scores": attacked.scores,
+        "attack_metrics": rows, **{k: v for k, v in objective.items() if k.startswith(REPORTED_PRIVACY.column)},
+        UTILITY.column: pool.utility_report.task_loss(trials, weights), UTILITY.low: low, UTILITY.high: high,
+        "scores": attacked.scores,
     }
 
 
@@ -242,7 +243,7 @@ def majority_vote(
     """The study's ensemble: each member flags a record at its own calib threshold; the ensemble flags it
     when members holding more than half the weight do. Eval-fold TPR, TNR and balanced accuracy (with CIs)
     for every configured attack (the vote needs only each member's own scores)."""
-    names = [a["name"] for a in results.attacks]
+    names = [a.name for a in results.attacks]
     thresholds = results.metric("student").set_index(["trial_id", "attack"])["threshold"]
     records = results.records(roles=("student",), trial_ids=trials,
                               columns=["trial_id", "record_id", "label", "fold", *(f"score_{n}" for n in names)])
@@ -288,11 +289,10 @@ def ensemble_row(pool: Pool, choice: Choice, evaluation: dict, single: dict, *, 
         "with_replacement": with_replacement, "max_size": max_size, "constraint": constraint, "max_task_loss": limit,
         "privacy_objective": pool.statistic, "attacks": [s.name for s in pool.attacks],
         "unavailable_attacks": pool.unavailable, "selection_privacy": choice.selection_privacy,
-        **{k: evaluation[k] for k in ("objective_privacy", "objective_privacy_low", "objective_privacy_high",
-                                       "objective_privacy_attack", "objective_utility", "objective_utility_low",
-                                       "objective_utility_high")},
-        "best_single_trial_id": single_trial, "best_single_privacy": single["objective_privacy"],
-        "best_single_utility": single["objective_utility"],
+        **{k: evaluation[k] for k in (REPORTED_PRIVACY.column, REPORTED_PRIVACY.low, REPORTED_PRIVACY.high,
+                                       REPORTED_PRIVACY.attack, UTILITY.column, UTILITY.low, UTILITY.high)},
+        "best_single_trial_id": single_trial, "best_single_privacy": single[REPORTED_PRIVACY.column],
+        "best_single_utility": single[UTILITY.column],
         "attack_metrics": json.dumps(evaluation["attack_metrics"], default=float),
         "vote_metrics": json.dumps(vote, default=float), "command": command,
     }
@@ -315,8 +315,9 @@ def _mixture(chosen: list[str]) -> tuple[list[str], np.ndarray]:
 
 
 def _zlib_columns(results: Results) -> list[str]:
-    cols = ["zlib_bytes"] if "zlib" in {a["name"] for a in results.attacks} else []
-    return cols + (["score_loss", "score_zlib"] if cols and "loss" in {a["name"] for a in results.attacks} else [])
+    names = {a.name for a in results.attacks}
+    cols = ["zlib_bytes"] if "zlib" in names else []
+    return cols + (["score_loss", "score_zlib"] if cols and "loss" in names else [])
 
 
 def _zlib(base: pd.DataFrame, by_trial) -> np.ndarray | None:
@@ -348,11 +349,15 @@ def _concat_folds(pool: Pool) -> Fold:
 
 
 def _task_loss_ci(per_record: tuple[np.ndarray, ...], *, n_bootstrap: int, seed: int) -> tuple[float, float]:
-    """Bootstrap over records of the token-weighted mean loss: 95% percentile interval."""
+    """Bootstrap over records (one group: utility records have no classes) of the token-weighted mean loss:
+    95% percentile interval."""
     sums = np.array([-float(np.sum(a)) for a in per_record])
     counts = np.array([len(a) for a in per_record], dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(sums), (n_bootstrap, len(sums)))
-    values = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    values = metrics.bootstrap_values(
+        lambda draws: sums[draws].sum(axis=1) / counts[draws].sum(axis=1), (len(sums),),
+        n_bootstrap=n_bootstrap, rng=seed,
+    )
+    # The quantiles as written, not metrics.percentile_interval's (1 - level) / 2, which differs in the last
+    # bit: these intervals are stored, and the same seed must give the same numbers.
     low, high = np.quantile(values, [0.025, 0.975])
     return float(low), float(high)

@@ -23,10 +23,10 @@ import pandas as pd
 from mia_kd.analysis.pareto import hypervolume, knee_index, pareto_mask
 from mia_kd.analysis.results import Results
 from mia_kd.errors import UserError
-from mia_kd.sweep.storage import SweepStorage
+from mia_kd.objectives import PRIVACY, REPORTED_PRIVACY, SELECTION_COLUMNS, UTILITY, selection_points
+from mia_kd.store import SweepStorage
 
-OBJECTIVES = ("selection_privacy", "objective_utility")  # what fronts, knees and hypervolumes are of
-REPORTED = ("objective_privacy", "objective_privacy_low", "objective_privacy_high")  # eval, shown beside
+SHOWN = (REPORTED_PRIVACY.column, REPORTED_PRIVACY.low, REPORTED_PRIVACY.high)  # eval, beside the selection values
 DEFAULT_MARGIN = 0.5
 REFERENCE_FILE = "frontier.json"
 
@@ -65,7 +65,7 @@ def reference_point(results: Results, *, margin: float | None = None, given: tup
     storage = SweepStorage.parse(results.root)
     path = storage.url(REFERENCE_FILE)
     recorded = _read_json(storage, path)
-    if results.sweep_id in recorded and recorded[results.sweep_id].get("privacy") != OBJECTIVES[0]:
+    if results.sweep_id in recorded and recorded[results.sweep_id].get("privacy") != PRIVACY.column:
         # Recorded by mia-kd 0.1 from eval values, which fronts no longer read: set it anew.
         log.warning("%s: the reference point of sweep %r was set from eval values; setting it anew from calib",
                     path, results.sweep_id)
@@ -91,14 +91,14 @@ def reference_point(results: Results, *, margin: float | None = None, given: tup
                 f"sweep {results.sweep_id!r} has no completed 'none' trial to set the hypervolume reference point; "
                 "give one with --reference-point PRIVACY,UTILITY"
             )
-        base = none[list(OBJECTIVES)].mean().to_numpy()
+        base = none[list(SELECTION_COLUMNS)].mean().to_numpy()
         point = base + margin * np.abs(base)
         ref = Reference(
             point=(float(point[0]), float(point[1])), margin=margin,
             basis=f"none baseline ({len(none)} trial{'s' * (len(none) > 1)}) + {margin:g} x |baseline|",
         )
     recorded[results.sweep_id] = {
-        "point": list(ref.point), "basis": ref.basis, "margin": ref.margin, "privacy": OBJECTIVES[0],
+        "point": list(ref.point), "basis": ref.basis, "margin": ref.margin, "privacy": PRIVACY.column,
     }
     storage.write_text(REFERENCE_FILE, json.dumps(recorded, indent=2))
     return ref
@@ -108,10 +108,10 @@ def compute_frontier(results: Results, reference: Reference) -> Frontier:
     """Fronts, hypervolumes and knees of ``results``' completed trials against ``reference``."""
     stat = results.privacy_objective
     points = results.completed[
-        ["trial_id", "sweep_id", "method", "strength", "epsilon", "selection_privacy_attack",
-         "objective_privacy_attack", *OBJECTIVES, *REPORTED]
-    ].rename(columns={"objective_privacy_low": "privacy_low", "objective_privacy_high": "privacy_high"})
-    values = points[list(OBJECTIVES)].to_numpy()
+        ["trial_id", "sweep_id", "method", "strength", "epsilon", PRIVACY.attack,
+         REPORTED_PRIVACY.attack, *SELECTION_COLUMNS, *SHOWN]
+    ].rename(columns={REPORTED_PRIVACY.low: "privacy_low", REPORTED_PRIVACY.high: "privacy_high"})
+    values = selection_points(points)  # minimised form: what fronts, knees and hypervolumes compare
     ref = np.array(reference.point)
     points["on_front"] = pareto_mask(values)
     points["on_method_front"] = False
@@ -129,8 +129,8 @@ def compute_frontier(results: Results, reference: Reference) -> Frontier:
         rows.append({
             "method": method, "n_trials": len(idx), "n_front": len(front),
             "hypervolume": hypervolume(values[front], ref), "knee_trial_id": points.at[knee, "trial_id"],
-            "knee_privacy": values[knee, 0], "knee_utility": values[knee, 1],
-            "knee_reported_privacy": points.at[knee, "objective_privacy"],
+            "knee_privacy": points.at[knee, PRIVACY.column], "knee_utility": points.at[knee, UTILITY.column],
+            "knee_reported_privacy": points.at[knee, REPORTED_PRIVACY.column],
         })
     fronts = pd.DataFrame(rows)
     fronts = pd.concat([fronts.iloc[:1], fronts.iloc[1:].sort_values("hypervolume", ascending=False, kind="stable")])
@@ -161,9 +161,10 @@ def format_frontier(frontier: Frontier) -> str:
     fronts["knee"] = fronts.apply(
         lambda r: f"{r.knee_trial_id} ({r.knee_privacy:.3f}, {r.knee_utility:.3f})", axis=1
     )
-    front = frontier.points[frontier.points["on_front"]].sort_values("objective_utility")
+    front = frontier.points[frontier.points["on_front"]].sort_values(UTILITY.column)
     front = front.assign(
-        privacy=[_ci(v, lo, hi) for v, lo, hi in front[["objective_privacy", "privacy_low", "privacy_high"]].to_numpy()],
+        privacy=[_ci(v, lo, hi)
+                 for v, lo, hi in front[[REPORTED_PRIVACY.column, "privacy_low", "privacy_high"]].to_numpy()],
         knee=np.where(front["is_knee"], "*", ""),
     )
     return "\n".join([
@@ -175,10 +176,10 @@ def format_frontier(frontier: Frontier) -> str:
         fronts[["method", "n_trials", "n_front", "hypervolume", "knee"]].to_string(index=False, float_format="{:.4f}".format),
         "",
         "Pareto front across methods (* = knee):",
-        front[["knee", "trial_id", "method", "strength", "selection_privacy", "privacy", "objective_privacy_attack",
-               "objective_utility"]]
-        .rename(columns={"selection_privacy": "calib", "privacy": "privacy (eval)",
-                         "objective_privacy_attack": "attack", "objective_utility": "task_loss"})
+        front[["knee", "trial_id", "method", "strength", PRIVACY.column, "privacy", REPORTED_PRIVACY.attack,
+               UTILITY.column]]
+        .rename(columns={PRIVACY.column: "calib", "privacy": "privacy (eval)",
+                         REPORTED_PRIVACY.attack: "attack", UTILITY.column: "task_loss"})
         .to_string(index=False, float_format="{:.4f}".format),
     ])
 

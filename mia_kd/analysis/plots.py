@@ -25,6 +25,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from mia_kd.objectives import REPORTED_PRIVACY, UTILITY
+
 __all__ = [
     "Curve",
     "asymmetry_png",
@@ -34,9 +36,11 @@ __all__ = [
     "roc_png",
 ]
 
+# The frontier's axes: the reported values (eval privacy, task loss); fronts were chosen on the selection values.
+X, Y = UTILITY.column, REPORTED_PRIVACY.column
 POINT_COLUMNS = (
-    "trial_id", "method", "strength", "objective_privacy", "privacy_low", "privacy_high",
-    "objective_privacy_attack", "objective_utility", "on_front", "on_method_front", "is_knee", "epsilon",
+    "trial_id", "method", "strength", Y, "privacy_low", "privacy_high",
+    REPORTED_PRIVACY.attack, X, "on_front", "on_method_front", "is_knee", "epsilon",
 )
 FRONT_COLUMNS = ("method", "n_trials", "n_front", "hypervolume", "knee_trial_id")
 RATE_COLUMNS = (
@@ -47,7 +51,7 @@ AGREEMENT_COLUMNS = (
     "trial_id", "method", "strength", "attack", "label", "both", "teacher_only", "student_only", "neither",
 )
 AGREEMENT_PARTS = ("both", "teacher_only", "student_only", "neither")
-UTILITY_LABEL = "utility: task loss (nats/token, lower is better)"
+UTILITY_LABEL = UTILITY.label
 
 # matplotlib's tab10, shared by both back ends so a method has one colour everywhere.
 _PALETTE = (
@@ -107,12 +111,12 @@ def _with_hypervolume(label: str, fronts: pd.DataFrame, method: str) -> str:
 
 def _staircase(front: pd.DataFrame) -> pd.DataFrame:
     """Front points in drawing order: utility ascending, privacy descending (a 'post' step line)."""
-    return front.sort_values(["objective_utility", "objective_privacy"], ascending=[True, False])
+    return front.sort_values([X, Y], ascending=[True, False])
 
 
 def _privacy_errors(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """``(minus, plus)`` lengths of the privacy CI whiskers, NaN where the CI is missing."""
-    y = frame["objective_privacy"].to_numpy(np.float64)
+    y = frame[Y].to_numpy(np.float64)
     minus = np.clip(y - frame["privacy_low"].to_numpy(np.float64), 0, None)
     plus = np.clip(frame["privacy_high"].to_numpy(np.float64) - y, 0, None)
     return minus, plus
@@ -152,23 +156,23 @@ def frontier_png(
         has_ci = np.isfinite(minus) & np.isfinite(plus)
         if has_ci.any():
             sub = rows[has_ci]
-            ax.errorbar(sub["objective_utility"], sub["objective_privacy"], yerr=[minus[has_ci], plus[has_ci]],
+            ax.errorbar(sub[X], sub[Y], yerr=[minus[has_ci], plus[has_ci]],
                         fmt="none", ecolor=c, alpha=0.45, capsize=2, lw=1)
         front = rows["on_method_front"].astype(bool)
-        ax.scatter(rows.loc[~front, "objective_utility"], rows.loc[~front, "objective_privacy"], s=25, color=c,
+        ax.scatter(rows.loc[~front, X], rows.loc[~front, Y], s=25, color=c,
                    alpha=0.6, label=_with_hypervolume(method, fronts, method))
-        ax.scatter(rows.loc[front, "objective_utility"], rows.loc[front, "objective_privacy"], s=60, color=c,
+        ax.scatter(rows.loc[front, X], rows.loc[front, Y], s=60, color=c,
                    edgecolor="black", linewidth=1, zorder=3)
         steps = _staircase(rows[front])
-        ax.plot(steps["objective_utility"], steps["objective_privacy"], drawstyle="steps-post", color=c, lw=1.5)
+        ax.plot(steps[X], steps[Y], drawstyle="steps-post", color=c, lw=1.5)
     steps = _staircase(points[points["on_front"].astype(bool)])
-    ax.plot(steps["objective_utility"], steps["objective_privacy"], drawstyle="steps-post", color="black", lw=3,
+    ax.plot(steps[X], steps[Y], drawstyle="steps-post", color="black", lw=3,
             zorder=2, label=_with_hypervolume("all methods front", fronts, "all"))
     for _, knee in points[points["is_knee"].astype(bool)].iterrows():
-        ax.scatter(knee["objective_utility"], knee["objective_privacy"], marker="*", s=350, color="gold",
+        ax.scatter(knee[X], knee[Y], marker="*", s=350, color="gold",
                    edgecolor="black", zorder=4, label="knee")
         ax.annotate(f"knee: {knee['trial_id']}\n{knee['method']}@{knee['strength']:.3g}",
-                    (knee["objective_utility"], knee["objective_privacy"]), xytext=(12, 12),
+                    (knee[X], knee[Y]), xytext=(12, 12),
                     textcoords="offset points", fontsize=9, arrowprops={"arrowstyle": "-", "color": "black"},
                     bbox={"boxstyle": "round", "fc": "white", "ec": "black", "alpha": 0.85})
     ax.scatter(reference[1], reference[0], marker="X", s=90, color="grey", label="hypervolume reference")
@@ -188,8 +192,8 @@ def _hover(row: pd.Series, privacy_label: str) -> str:
         f"trial: {row['trial_id']}",
         f"method: {row['method']}",
         f"strength: {row['strength']:g}",
-        f"privacy ({privacy_label}, {row['objective_privacy_attack']}): {row['objective_privacy']:.3f}{ci}",
-        f"utility: {row['objective_utility']:.4f} nats/token",
+        f"privacy ({privacy_label}, {row[REPORTED_PRIVACY.attack]}): {row[Y]:.3f}{ci}",
+        f"utility: {row[X]:.4f} nats/token",
     ]
     if np.isfinite(row["epsilon"]):
         lines.append(f"epsilon: {row['epsilon']:.3g}")
@@ -210,7 +214,7 @@ def frontier_figure(
         front = rows["on_method_front"].astype(bool).to_numpy()
         minus, plus = _privacy_errors(rows)
         fig.add_scatter(
-            x=rows["objective_utility"], y=rows["objective_privacy"], mode="markers", legendgroup=method,
+            x=rows[X], y=rows[Y], mode="markers", legendgroup=method,
             name=_with_hypervolume(method, fronts, method), hovertemplate="%{text}<extra></extra>",
             text=[_hover(r, privacy_label) for _, r in rows.iterrows()],
             marker={"color": colours[method], "size": np.where(front, 13, 8), "opacity": 0.85,
@@ -220,25 +224,25 @@ def frontier_figure(
         )
         steps = _staircase(rows[front])
         fig.add_scatter(
-            x=steps["objective_utility"], y=steps["objective_privacy"], mode="lines", line_shape="hv",
+            x=steps[X], y=steps[Y], mode="lines", line_shape="hv",
             line={"color": colours[method], "width": 1.5}, name=f"{method} front", legendgroup=method,
             showlegend=False, hoverinfo="skip",
         )
     steps = _staircase(points[points["on_front"].astype(bool)])
     fig.add_scatter(
-        x=steps["objective_utility"], y=steps["objective_privacy"], mode="lines", line_shape="hv",
+        x=steps[X], y=steps[Y], mode="lines", line_shape="hv",
         line={"color": "black", "width": 4}, name=_with_hypervolume("all methods front", fronts, "all"),
         hoverinfo="skip",
     )
     knees = points[points["is_knee"].astype(bool)]
     if not knees.empty:
         fig.add_scatter(
-            x=knees["objective_utility"], y=knees["objective_privacy"], mode="markers", name="knee",
+            x=knees[X], y=knees[Y], mode="markers", name="knee",
             marker={"symbol": "star", "size": 22, "color": "gold", "line": {"color": "black", "width": 1.5}},
             text=[_hover(r, privacy_label) for _, r in knees.iterrows()], hovertemplate="%{text}<extra>knee</extra>",
         )
         for _, knee in knees.iterrows():
-            fig.add_annotation(x=knee["objective_utility"], y=knee["objective_privacy"], ax=40, ay=-40,
+            fig.add_annotation(x=knee[X], y=knee[Y], ax=40, ay=-40,
                                text=html.escape(f"knee: {knee['trial_id']}"), bgcolor="white",
                                bordercolor="black")
     fig.add_scatter(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -12,7 +11,9 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from mia_kd.config import AttackSpec, TrialConfig
 from mia_kd.errors import UserError
+from mia_kd.objectives import PRIVACY, REPORTED_COLUMNS, SELECTION_COLUMNS
 from mia_kd.store import read_table
 
 ROLES = ("teacher", "student")
@@ -38,9 +39,14 @@ class Results:
         return str(stats[0]) if len(stats) else "auc"
 
     @cached_property
-    def attacks(self) -> list[dict]:
-        """The configured attack specs (``{"name", "params"}``) of the sweep's first completed trial."""
-        return json.loads(self.completed["params"].iloc[0])["attacks"]
+    def config(self) -> TrialConfig:
+        """The config of the sweep's first completed trial (the base every trial shares, docs/architecture.md §2)."""
+        return TrialConfig.from_stored(self.completed["params"].iloc[0])
+
+    @property
+    def attacks(self) -> tuple[AttackSpec, ...]:
+        """The configured attack specs (``.name``, ``.params``)."""
+        return self.config.attacks
 
     def metric(self, role: str) -> pd.DataFrame:
         """Metrics rows of ``role`` (teacher | student)."""
@@ -80,13 +86,14 @@ def load_results(root: str, sweep_id: str | None = None) -> Results:
     metrics = metrics.filter(pc.is_in(metrics["trial_id"], value_set=completed["trial_id"].combine_chunks()))
     results = Results(root=root, sweep_id=sweep_id, completed=completed.to_pandas(),
                       n_failed=trials.num_rows - completed.num_rows, metrics=metrics.to_pandas())
-    if "selection_privacy" not in results.completed or results.completed["selection_privacy"].isna().any():
+    if PRIVACY.column not in results.completed or results.completed[PRIVACY.column].isna().any():
         raise UserError(
             f"sweep {sweep_id!r} under {root!r} was written by mia-kd 0.1 (results schema 1), whose trials have no "
-            "calib selection objective (selection_privacy); fronts and ensembles must not choose on the eval fold. "
+            f"calib selection objective ({PRIVACY.column}); fronts and ensembles must not choose on the eval fold. "
             "Rerun the sweep into a new --out with this version"
         )
-    objectives = results.completed[["selection_privacy", "objective_privacy", "objective_utility"]].to_numpy(np.float64)
+    columns = list(dict.fromkeys([*SELECTION_COLUMNS, *REPORTED_COLUMNS]))
+    objectives = results.completed[columns].to_numpy(np.float64)
     bad = ~np.isfinite(objectives).all(axis=1)
     if bad.any():
         ids = results.completed.loc[bad, "trial_id"].head(5)

@@ -57,7 +57,14 @@ class AttackInputs:
 
 
 class Attack(Protocol):
-    """A membership-inference attack: hyper-parameters are dataclass fields with defaults."""
+    """A membership-inference attack: hyper-parameters are dataclass fields with defaults.
+
+    ``name`` is set by ``@ATTACKS.register()`` (the module's file name). ``needs`` lists the passes beyond
+    the plain one that :meth:`score` reads (:func:`mia_kd.attacks.required_passes` turns them into the
+    scorer's work, so the trial never branches on an attack's name). An attack that needs ``"prefixed"``
+    also has an ``int`` attribute or property ``prefix_records`` (≥ 1): how many ``public`` records form
+    the prefix.
+    """
 
     name: ClassVar[str]
     needs: ClassVar[frozenset[Need]]

@@ -1,4 +1,8 @@
-"""The attack registry, and building / fitting an attack from its config entry."""
+"""The attack registry, and building / fitting an attack from its config entry.
+
+Every public module of :mod:`mia_kd.attacks` is an attack: :data:`ATTACKS` imports them on first lookup and
+each registers itself under its file name (docs/architecture.md §4, §8).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from mia_kd.attacks._base import Attack, AttackInputs
 from mia_kd.errors import ConfigError
 from mia_kd.registry import Registry
 
-ATTACKS: Registry[type[Attack]] = Registry("attack")
+ATTACKS: Registry[type[Attack]] = Registry("attack", base=Attack, package="mia_kd.attacks")
 
 
 def _options(cls: type[Attack]) -> list[str]:

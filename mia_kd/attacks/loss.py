@@ -16,12 +16,11 @@ from mia_kd.attacks._registry import ATTACKS
 from mia_kd.attacks._util import mean_per_record, stats_of
 
 
-@ATTACKS.register("loss")
+@ATTACKS.register()
 @dataclass(frozen=True)
 class Loss:
     """Score = mean ℓ_i over the predicted tokens (higher = lower loss = member)."""
 
-    name: ClassVar[str] = "loss"
     needs: ClassVar[frozenset[Need]] = frozenset()
 
     def score(self, inputs: AttackInputs) -> np.ndarray:

@@ -15,7 +15,7 @@ from mia_kd.attacks._registry import ATTACKS
 from mia_kd.attacks._util import mean_per_record, stats_of
 
 
-@ATTACKS.register("lowercase")
+@ATTACKS.register()
 @dataclass(frozen=True)
 class Lowercase:
     """Score = −(mean ℓ(x) / mean ℓ(lower(x))), i.e. minus the ratio of log-perplexities.
@@ -23,7 +23,6 @@ class Lowercase:
     A member's exact casing is likelier than its lowercased form, so the ratio is small and the score high.
     """
 
-    name: ClassVar[str] = "lowercase"
     needs: ClassVar[frozenset[Need]] = frozenset({"lowercase"})
 
     def score(self, inputs: AttackInputs) -> np.ndarray:

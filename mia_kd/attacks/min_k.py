@@ -15,7 +15,7 @@ from mia_kd.attacks._registry import ATTACKS
 from mia_kd.attacks._util import check_fraction, lowest_k_mean, stats_of
 
 
-@ATTACKS.register("min_k")
+@ATTACKS.register()
 @dataclass(frozen=True)
 class MinK:
     """Score = mean of the ``max(1, ceil(k · n))`` lowest ℓ_i of a record with n predicted tokens.
@@ -26,7 +26,6 @@ class MinK:
     k: float = 0.2
     """Fraction of the record's tokens kept, in (0, 1]."""
 
-    name: ClassVar[str] = "min_k"
     needs: ClassVar[frozenset[Need]] = frozenset()
 
     def __post_init__(self) -> None:

@@ -22,7 +22,7 @@ from mia_kd.errors import MiaKdError
 SIGMA_FLOOR = 1e-6
 
 
-@ATTACKS.register("min_k_pp")
+@ATTACKS.register()
 @dataclass(frozen=True)
 class MinKPlusPlus:
     """Score = mean of the ``max(1, ceil(k · n))`` lowest z_i = (ℓ_i − μ_i) / max(σ_i, 1e-6).
@@ -34,7 +34,6 @@ class MinKPlusPlus:
     k: float = 0.2
     """Fraction of the record's tokens kept, in (0, 1]."""
 
-    name: ClassVar[str] = "min_k_pp"
     needs: ClassVar[frozenset[Need]] = frozenset({"moments"})
 
     def __post_init__(self) -> None:

@@ -16,7 +16,7 @@ from mia_kd.attacks._util import mean_per_record, stats_of
 from mia_kd.errors import ConfigError
 
 
-@ATTACKS.register("recall")
+@ATTACKS.register()
 @dataclass(frozen=True)
 class Recall:
     """Score = mean ℓ(x | prefix) / mean ℓ(x), the prefix being ``shots`` ``public`` records.
@@ -26,9 +26,8 @@ class Recall:
     """
 
     shots: int = 4
-    """Number of ``public`` records in the prefix (≥ 1); read by the scorer, which builds the prefix."""
+    """Number of ``public`` records in the prefix (≥ 1); the trial builds the prefix (:attr:`prefix_records`)."""
 
-    name: ClassVar[str] = "recall"
     needs: ClassVar[frozenset[Need]] = frozenset({"prefixed"})
     # Fields that change what the scorer computes: one scorer pass serves one value, so no grids.
     scorer_params: ClassVar[frozenset[str]] = frozenset({"shots"})
@@ -36,6 +35,11 @@ class Recall:
     def __post_init__(self) -> None:
         if isinstance(self.shots, bool) or not isinstance(self.shots, (int, np.integer)) or self.shots < 1:
             raise ConfigError(f"recall.shots: got {self.shots!r}, must be an integer >= 1")
+
+    @property
+    def prefix_records(self) -> int:
+        """How many ``public`` records the scorer joins into the prefix of the ``prefixed`` pass."""
+        return int(self.shots)
 
     def score(self, inputs: AttackInputs) -> np.ndarray:
         """``(len(inputs),)`` float64."""

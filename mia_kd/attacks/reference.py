@@ -17,7 +17,7 @@ from mia_kd.attacks._registry import ATTACKS
 from mia_kd.attacks._util import mean_per_record, stats_of
 
 
-@ATTACKS.register("reference")
+@ATTACKS.register()
 @dataclass(frozen=True)
 class Reference:
     """Score = mean ℓ_target − mean ℓ_reference, the reference model trained on ``public`` only.
@@ -25,7 +25,6 @@ class Reference:
     The two means may be over different token counts (the models may tokenise differently).
     """
 
-    name: ClassVar[str] = "reference"
     needs: ClassVar[frozenset[Need]] = frozenset({"reference"})
 
     def score(self, inputs: AttackInputs) -> np.ndarray:

@@ -22,7 +22,7 @@ def zlib_bytes(text: str) -> int:
     return len(zlib.compress(text.encode("utf-8")))
 
 
-@ATTACKS.register("zlib")
+@ATTACKS.register()
 @dataclass(frozen=True)
 class Zlib:
     """Score = mean ℓ / ``len(zlib.compress(text.encode("utf-8")))`` (bytes, default level).
@@ -30,7 +30,6 @@ class Zlib:
     Mean ℓ is negative, so a record the model finds likely relative to its compressibility scores higher.
     """
 
-    name: ClassVar[str] = "zlib"
     needs: ClassVar[frozenset[Need]] = frozenset()
 
     def score(self, inputs: AttackInputs) -> np.ndarray:

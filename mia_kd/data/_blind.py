@@ -50,7 +50,7 @@ def _texts_and_labels(
     return texts, labels
 
 
-def blind_check(split: Split, *, seed: int = 0, n_bootstrap: int = 1000) -> BlindCheck:
+def blind_check(split: Split, *, seed: int, n_bootstrap: int = 1000) -> BlindCheck:
     """Fit unigram+bigram tf-idf logistic regression on calib, report its AUC on eval.
 
     ``passed`` is True when the 95% bootstrap interval (members and non-members resampled separately,

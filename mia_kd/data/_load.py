@@ -1,4 +1,8 @@
-"""Resolving a source spec (``"python-docs"`` or ``{"name": "files", "path": ...}``) to texts."""
+"""Resolving a source spec (``"python-docs"`` or ``{"name": "files", "path": ...}``) to texts.
+
+A spec names a source by its registry key or an alias of it; what the records' ids are made from is the
+source's :attr:`~mia_kd.data.sources.Source.id_namespace`, never the spelling in the config.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mia_kd.config import format_validation_error
 from mia_kd.data.sources import SOURCES, Source
 from mia_kd.errors import ConfigError
 
@@ -17,28 +22,8 @@ SourceSpec = str | Mapping[str, Any]
 _KEY = "data.source"
 
 
-def _options_error(name: str, source: type[Source], exc: ValidationError) -> ConfigError:
-    """One line for the first problem of ``exc``: the key, the problem, the value given.
-
-    An unknown option is reported first: a misspelt option also makes the real one look missing.
-    """
-    errors = exc.errors()
-    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    field = ".".join(str(part) for part in error["loc"])
-    if error["type"] == "extra_forbidden":
-        allowed = ", ".join(sorted(source.Options.model_fields))
-        return ConfigError(f"{_KEY}: unknown option {field!r} for source {name!r}; allowed: {allowed}")
-    if error["type"] == "missing":
-        return ConfigError(f"{_KEY}.{field}: missing; source {name!r} needs it")
-    key = f"{_KEY}.{field}" if field else _KEY
-    message = error["msg"].removeprefix("Value error, ")
-    value = error.get("input")
-    got = f"; got {value!r}" if field else ""
-    return ConfigError(f"{key}: {message}{got}")
-
-
 def resolve_source(spec: SourceSpec) -> tuple[str, Source]:
-    """The source's registry name and an instance with validated options; nothing is read yet."""
+    """The source's registry key (aliases resolved) and an instance with validated options; nothing is read."""
     if isinstance(spec, str):
         name, options = spec, {}
     elif isinstance(spec, Mapping):
@@ -54,8 +39,10 @@ def resolve_source(spec: SourceSpec) -> tuple[str, Source]:
     try:
         validated = source.Options(**options)
     except ValidationError as exc:
-        raise _options_error(name, source, exc) from None
-    return name, source(validated)
+        raise ConfigError(
+            format_validation_error(exc, source.Options, prefix=_KEY, noun="option", owner=f"source {name!r}")
+        ) from None
+    return source.name, source(validated)
 
 
 def validate_source(spec: SourceSpec) -> None:
@@ -64,6 +51,10 @@ def validate_source(spec: SourceSpec) -> None:
 
 
 def load_texts(spec: SourceSpec) -> tuple[str, list[str]]:
-    """``(source name, raw texts)`` of ``spec``; reading errors are :class:`~mia_kd.errors.DataError`."""
-    name, source = resolve_source(spec)
-    return name, source.load()
+    """``(id namespace, raw texts)`` of ``spec``: pass both to :func:`~mia_kd.data.make_records`.
+
+    The namespace is the source's :attr:`~mia_kd.data.sources.Source.id_namespace` (``"python-docs"`` for
+    both spellings of that source). Reading errors are :class:`~mia_kd.errors.DataError`.
+    """
+    _, source = resolve_source(spec)
+    return source.id_namespace, source.load()

@@ -19,7 +19,11 @@ class Record:
 
 
 def record_id(source: str, text: str) -> str:
-    """The stable id of ``text`` from ``source``: the same inputs give the same id on any machine."""
+    """The stable id of ``text`` from ``source``: the same inputs give the same id on any machine.
+
+    ``source`` is the source's ``id_namespace`` (what :func:`~mia_kd.data.load_texts` returns), not the
+    spelling of its name in a config: ``python-docs`` and ``python_docs`` give the same ids.
+    """
     return hashlib.sha256(f"{source}\0{text}".encode()).hexdigest()[:16]
 
 

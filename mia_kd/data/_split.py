@@ -78,6 +78,23 @@ class Split:
         """Every non-member: calib fold then eval fold."""
         return self.nonmembers_calib + self.nonmembers_eval
 
+    @property
+    def attack_records(self) -> tuple[Record, ...]:
+        """The records the attacks score, in their fixed order: calib members, calib non-members, eval
+        members, eval non-members (so the members among them, in order, are :attr:`members`)."""
+        return self.members_calib + self.nonmembers_calib + self.members_eval + self.nonmembers_eval
+
+    @property
+    def attack_labels(self) -> np.ndarray:
+        """``(len(attack_records),)`` int8, 1 = member."""
+        sizes = (len(self.members_calib), len(self.nonmembers_calib), len(self.members_eval), len(self.nonmembers_eval))
+        return np.repeat(np.array([1, 0, 1, 0], dtype=np.int8), sizes)
+
+    @property
+    def n_calib(self) -> int:
+        """The first ``n_calib`` attack records form the calib fold, the rest the eval fold."""
+        return len(self.members_calib) + len(self.nonmembers_calib)
+
     def parts(self) -> dict[str, tuple[Record, ...]]:
         """The six parts by name, in the fixed order the fingerprint uses."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "shifted"}

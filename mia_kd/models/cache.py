@@ -3,7 +3,8 @@
 The key hashes everything that determines a trained model (the records it saw, the tokenizer, the
 architecture, the training schedule, the seed and :data:`TRAINER_VERSION`), so a hit is the same model a
 fresh run would train, and any change to those trains a new one. Entries are written to a temporary folder
-and renamed, so a crashed run never leaves a half-written model behind.
+and renamed, so a crashed run never leaves a half-written model behind. :func:`trained_model` is the one way
+a trial gets its teacher and reference model: from the cache, or trained and cached (docs/architecture.md §2).
 """
 
 from __future__ import annotations
@@ -14,10 +15,17 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+
+from mia_kd.config import ModelConfig, TrainConfig
+from mia_kd.models.build import build_model
+from mia_kd.models.step import BatchLoss
+from mia_kd.models.train import fit
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +84,42 @@ class ModelCache:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return folder
+
+
+def trained_model(
+    cache: ModelCache,
+    kind: str,
+    key: str,
+    model_config: ModelConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: Sequence[Sequence[int]],
+    schedule: TrainConfig,
+    loss_fn: BatchLoss,
+    *,
+    seed: int,
+    device: torch.device,
+    progress: bool,
+    amp: torch.dtype | None,
+) -> tuple[PreTrainedModel, bool]:
+    """``(model, cache_hit)``: the ``kind`` model (``"teacher"``, ``"reference"``) cached under ``key``, on ``device``.
+
+    On a miss, builds ``model_config`` (seeded by ``seed``), trains it on token id ``rows`` with ``schedule``
+    and ``loss_fn`` (``mia_kd.distill.loss.lm_loss`` for both: passed in, since models sit below distill),
+    caches it and returns it in eval mode. ``key`` must hash everything that determines the result
+    (:func:`cache_key`); ``amp`` is the autocast dtype of :func:`mia_kd.models.train.autocast_dtype`.
+    """
+    cached = cache.load(kind, key)
+    if cached is not None:
+        log.info("%s: reusing the cached model %s (%s)", kind, key, cache.path(kind, key))
+        return cached[0].to(device), True
+    model = build_model(model_config, tokenizer, seed=seed, role=kind)
+    report = fit(
+        model, rows, schedule, loss_fn, seed=seed, pad_id=tokenizer.pad_token_id, device=device,
+        desc=f"train {kind}", progress=progress, amp_dtype=amp,
+    )
+    cache.save(kind, key, model, {"final_loss": report.final_loss, "seconds": report.seconds, "records": len(rows)})
+    log.info("%s: trained and cached as %s", kind, key)
+    return model, False
 
 
 def save_json(folder: Path, name: str, payload: dict[str, Any]) -> None:

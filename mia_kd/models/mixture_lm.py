@@ -1,18 +1,20 @@
-"""The weighted mixture of causal LMs that share a tokenizer: what an exported ensemble is at run time."""
+"""The weighted mixture of causal LMs that share a tokenizer: what an exported ensemble is at run time.
+
+Load one from an exported folder with :func:`mia_kd.distill.ensemble.load_ensemble`.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
 
-from mia_kd.analysis.mixture import check_weights, mixture_logprobs
 from mia_kd.errors import UserError
+from mia_kd.metrics import check_weights, mixture_logprobs
 from mia_kd.models.build import context_length
-from mia_kd.models.scoring import score
+from mia_kd.models.scoring import LogitsTransform, score
 from mia_kd.models.tokenizer import encode
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ class MixtureLM(torch.nn.Module):
         weights: Sequence[float],
         tokenizer,
         *,
-        transforms: Sequence[Any] | None = None,
+        transforms: Sequence[LogitsTransform | None] | None = None,
         trial_ids: Sequence[str] | None = None,
         max_length: int | None = None,
     ) -> None:
@@ -87,7 +89,7 @@ class MixtureLM(torch.nn.Module):
 
         Computed as the sweep's stored mixture is: each member scored by the sweep's scorer
         (:func:`mia_kd.models.scoring.score`, its serve-stage transform applied, texts longer than *its*
-        context windowed at that context), then :func:`mia_kd.analysis.mixture.mixture_logprobs` in float64.
+        context windowed at that context), then :func:`mia_kd.metrics.mixture_logprobs` in float64.
         Texts are encoded as the scorer's records are (:func:`mia_kd.models.tokenizer.encode`: the
         begin-of-text token first, every text token predicted, cut at ``max_length`` tokens if set).
         Batches other than the sweep's pad rows to other widths: the result then differs from the stored

@@ -4,6 +4,9 @@ It produces what every attack reads (:class:`~mia_kd.attacks.TokenStats`): the l
 observed token and, when asked, the per-position mean and standard deviation of log p over the
 vocabulary (weighted by p, as Min-K%++ defines them). Full-vocabulary logits never leave a batch, so memory
 grows with the number of tokens scored, not with tokens × vocabulary.
+
+:class:`ScoringPlan` is a trial's scoring inputs, encoded once: which passes the attacks asked for
+(:class:`~mia_kd.attacks.Passes`), the rows of each, and how to batch them (docs/architecture.md §4).
 """
 
 from __future__ import annotations
@@ -13,10 +16,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mia_kd.attacks import TokenStats
+from mia_kd.attacks import AttackInputs, Passes, TokenStats
 from mia_kd.models.batching import bucketed_batches, pad
+from mia_kd.models.build import context_length
+from mia_kd.models.tokenizer import encode, scored_texts
+
+LogitsTransform = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``(logits (batch, seq, vocab), input_ids (batch, seq), attention_mask (batch, seq)) -> logits``: a privacy
+method at serve stage (its ``serve_logits``)."""
 
 
 @torch.inference_mode()
@@ -29,7 +38,7 @@ def score(
     device: torch.device,
     moments: bool = False,
     prefix: Sequence[int] | None = None,
-    transform: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    transform: LogitsTransform | None = None,
     context: int | None = None,
 ) -> TokenStats:
     """Statistics of ``model`` on token id ``rows`` (each starting with the begin-of-text token).
@@ -136,3 +145,106 @@ def task_loss(stats: TokenStats) -> float:
     total = sum(float(lp.sum(dtype=np.float64)) for lp in stats.logprobs)
     count = sum(len(lp) for lp in stats.logprobs)
     return -total / count
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One model's statistics on the attack records (calib then eval) and on the utility records."""
+
+    attack: AttackInputs
+    utility: TokenStats
+
+
+@dataclass(frozen=True)
+class ScoringPlan:
+    """Everything needed to score one model on the attack records and on utility, encoded once per trial.
+
+    ``rows`` (n_attack,) and ``utility_rows`` (n_utility,) are token ids starting with the begin-of-text token,
+    cut at the tokenizer's ``max_length``; ``texts`` and ``utility_texts`` are the spans those rows cover (cut
+    where the rows were cut: zlib and lowercase describe what the model scored). ``lowercase_rows`` and
+    ``prefix`` (ReCaLL's public records, encoded) exist only when an attack needs their pass; ``moments``
+    asks the plain pass for the vocabulary's mean and spread. ``n_truncated`` counts attack and utility
+    records cut at ``max_length``.
+    """
+
+    texts: list[str]
+    rows: list[list[int]]
+    utility_texts: list[str]
+    utility_rows: list[list[int]]
+    lowercase_rows: list[list[int]] | None
+    prefix: list[int] | None
+    moments: bool
+    pad_id: int
+    batch_size: int
+    device: torch.device
+    n_truncated: int = 0
+
+    @classmethod
+    def build(
+        cls,
+        tokenizer: PreTrainedTokenizerBase,
+        attack_texts: Sequence[str],
+        utility_texts: Sequence[str],
+        public_texts: Sequence[str],
+        passes: Passes,
+        *,
+        max_length: int | None,
+        batch_size: int,
+        device: torch.device,
+    ) -> ScoringPlan:
+        """Encode the records' texts for the passes in ``passes``.
+
+        ``attack_texts`` are the whole records (calib then eval), ``public_texts`` the public records whose
+        first ``passes.prefix_records`` make ReCaLL's prefix (none when 0).
+        """
+        rows, cut = encode(tokenizer, attack_texts, max_length=max_length)
+        utility_rows, utility_cut = encode(tokenizer, utility_texts, max_length=max_length)
+        texts = scored_texts(tokenizer, attack_texts, rows, max_length=max_length)
+        prefix = None
+        if passes.prefix_records:
+            # The prefix is never cut: it is the context the records are read in, not a record.
+            prefix = encode(tokenizer, [" ".join(public_texts[: passes.prefix_records])], max_length=10**9)[0][0]
+        # Not cut again: the lowercased span may take a few more tokens; past the context it is windowed.
+        lowercase_rows = encode(tokenizer, [t.lower() for t in texts], max_length=None)[0] if passes.lowercase else None
+        return cls(
+            texts=texts, rows=rows,
+            utility_texts=scored_texts(tokenizer, utility_texts, utility_rows, max_length=max_length),
+            utility_rows=utility_rows, lowercase_rows=lowercase_rows, prefix=prefix, moments=passes.moments,
+            pad_id=tokenizer.pad_token_id, batch_size=batch_size, device=device, n_truncated=cut + utility_cut,
+        )
+
+    def stats(self, model: PreTrainedModel, rows: Sequence[Sequence[int]], **kwargs) -> TokenStats:
+        """:func:`score` of ``model`` on ``rows`` with this plan's batching; ``kwargs`` as :func:`score`'s."""
+        return score(
+            model, rows, pad_id=self.pad_id, batch_size=self.batch_size, device=self.device,
+            context=context_length(model), **kwargs,
+        )
+
+    def reference(self, model: PreTrainedModel) -> tuple[TokenStats, float]:
+        """The reference model's plain pass on the attack records, and its utility task loss (nats/token)."""
+        return self.stats(model, self.rows), task_loss(self.stats(model, self.utility_rows))
+
+    def n_windowed(self, model: PreTrainedModel) -> int:
+        """Rows of every pass (plain, lowercased, ReCaLL-prefixed, utility) longer than ``model``'s context:
+        scored with a sliding window."""
+        context = context_length(model)
+        if context is None:
+            return 0
+        passes = [self.rows, self.utility_rows, self.lowercase_rows or []]
+        if self.prefix is not None:  # the prefixed pass scores prefix + row[1:]
+            passes.append([[*self.prefix, *row[1:]] for row in self.rows])
+        return sum(len(row) > context for rows in passes for row in rows)
+
+    def model(
+        self, model: PreTrainedModel, reference: TokenStats | None, transform: LogitsTransform | None = None
+    ) -> Scored:
+        """One pass per record set: plain (with moments if asked), lowercased, prefixed; and utility.
+
+        ``reference`` is the reference model's plain pass (:meth:`reference`), or None. ``transform`` is a
+        privacy method's ``serve_logits`` at serve stage: it wraps the model's logits in every pass.
+        """
+        target = self.stats(model, self.rows, moments=self.moments, transform=transform)
+        lowercase = self.stats(model, self.lowercase_rows, transform=transform) if self.lowercase_rows is not None else None
+        prefixed = self.stats(model, self.rows, prefix=self.prefix, transform=transform) if self.prefix is not None else None
+        inputs = AttackInputs(texts=self.texts, target=target, lowercase=lowercase, prefixed=prefixed, reference=reference)
+        return Scored(attack=inputs, utility=self.stats(model, self.utility_rows, transform=transform))

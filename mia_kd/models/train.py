@@ -1,16 +1,16 @@
 """One training loop for every model: AdamW, linear warm-up and decay, gradient clipping, seeded order.
 
 The loss is a function of the model's logits on a batch, so the same loop trains the teacher and the
-reference model (cross entropy) and distils the student (the KD mix).
+reference model (cross entropy) and distils the student (the KD mix). What one step does, and what a
+privacy method may change about it, is :mod:`mia_kd.models.step`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -20,29 +20,9 @@ from transformers import PreTrainedModel
 from mia_kd.config import TrainConfig
 from mia_kd.models.batching import bucketed_batches, pad
 from mia_kd.models.build import context_length
+from mia_kd.models.step import BatchLoss, StepHooks, standard_backward
 
 log = logging.getLogger(__name__)
-
-# loss(logits, input_ids, mask) -> scalar; logits (batch, seq, vocab), input_ids and mask (batch, seq)
-BatchLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-class StepHooks(Protocol):
-    """How a privacy method may change the optimiser step (``mia_kd.privacy.PrivacyMethod`` implements it)."""
-
-    clips_gradients: bool
-
-    def wrap_training(
-        self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, batch_size: int, n_records: int, epochs: int
-    ) -> tuple[torch.nn.Module, torch.optim.Optimizer]: ...
-
-    def backward(self, model: torch.nn.Module, loss_fn: BatchLoss, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor: ...
-
-    def batches(self, lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-        """One epoch's index batches, ``ceil(len(lengths) / batch_size)`` of them (the LR schedule counts on
-        that). A batch may be empty (Poisson sampling): the step is still taken, ``backward`` gets
-        ``(0, 1)`` tensors."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -65,16 +45,6 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
         return torch.bfloat16
     cuda = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return torch.bfloat16 if cuda else None
-
-
-def standard_backward(model: torch.nn.Module, loss_fn: BatchLoss, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``loss_fn(logits, input_ids, mask).backward()``; refuses a non-finite loss. Returns the detached loss."""
-    logits = model(input_ids=input_ids, attention_mask=mask).logits
-    loss = loss_fn(logits, input_ids, mask)
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"the training loss became {loss.item()}")
-    loss.backward()
-    return loss.detach()
 
 
 def fit(

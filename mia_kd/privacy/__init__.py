@@ -1,4 +1,5 @@
-"""Privacy-preserving distillation methods: one file per method, registered by file name (docs/architecture.md §6)."""
+"""Privacy-preserving distillation methods: one file per method, registered by file name and discovered on
+first lookup (docs/architecture.md §6)."""
 
 from mia_kd.privacy._base import (
     METHODS,
@@ -8,8 +9,30 @@ from mia_kd.privacy._base import (
     StrengthSpace,
     Vulnerability,
 )
-from mia_kd.privacy._methods import build_method, check_method, method_class, method_classes
-from mia_kd.privacy._vulnerability import compute_vulnerability
-from mia_kd.privacy import none  # noqa: F401  (registers; every method module is imported in _methods)
+from mia_kd.privacy._methods import build_method, check_method, method_class, method_classes, methods_markdown
+from mia_kd.privacy._vulnerability import (
+    compute_vulnerability,
+    vulnerability_file,
+    vulnerability_from_json,
+    vulnerability_to_json,
+    vulnerable_subset,
+)
 
-__all__ = ["METHODS", "MethodContext", "MethodParams", "PrivacyMethod", "StrengthSpace", "Vulnerability", "build_method", "check_method", "compute_vulnerability", "method_class", "method_classes"]
+__all__ = [
+    "METHODS",
+    "MethodContext",
+    "MethodParams",
+    "PrivacyMethod",
+    "StrengthSpace",
+    "Vulnerability",
+    "build_method",
+    "check_method",
+    "compute_vulnerability",
+    "method_class",
+    "method_classes",
+    "methods_markdown",
+    "vulnerability_file",
+    "vulnerability_from_json",
+    "vulnerability_to_json",
+    "vulnerable_subset",
+]

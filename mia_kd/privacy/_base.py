@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mia_kd.errors import MiaKdError
 from mia_kd.models.batching import bucketed_batches
-from mia_kd.models.train import standard_backward
+from mia_kd.models.step import standard_backward
 from mia_kd.registry import Registry
 
 Hook = Literal["none", "targets", "records", "architecture", "optimizer"]
@@ -90,7 +90,7 @@ class MethodContext:
 class PrivacyMethod:
     """Base class: identity hooks. Subclasses set the class variables and override their one hook."""
 
-    name: ClassVar[str]
+    name: ClassVar[str]  # the registry key, i.e. the module's file name: set by ``@METHODS.register()``
     hook: ClassVar[Hook]
     low: ClassVar[float]
     high: ClassVar[float]
@@ -144,7 +144,7 @@ class PrivacyMethod:
         """The student to distil (changed in place or replaced)."""
         return model
 
-    # Optimiser-step hook (see mia_kd.models.train.StepHooks): the loop's own gradient clipping is skipped
+    # Optimiser-step hook (see mia_kd.models.step.StepHooks): the loop's own gradient clipping is skipped
     # when a method clips gradients itself (DP-SGD clips per sample).
     clips_gradients: ClassVar[bool] = False
 
@@ -167,4 +167,5 @@ class PrivacyMethod:
         return {}
 
 
-METHODS: Registry[type[PrivacyMethod]] = Registry("privacy method")
+# Every public module of mia_kd.privacy registers its method on import (key = file name); discovered lazily.
+METHODS: Registry[type[PrivacyMethod]] = Registry("privacy method", base=PrivacyMethod, package="mia_kd.privacy")

@@ -1,35 +1,23 @@
-"""Importing every method (so the registry is complete), building and validating them from config."""
+"""Looking methods up in the registry, validating a ``privacy:`` entry and building a method from it."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any
 
 from pydantic import ValidationError
 
+from mia_kd.config import format_validation_error
 from mia_kd.errors import ConfigError
-from mia_kd.privacy._base import METHODS, MethodContext, PrivacyMethod
-
-
-def _import_all() -> None:
-    import mia_kd.privacy as package
-
-    for info in pkgutil.iter_modules(package.__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"mia_kd.privacy.{info.name}")
+from mia_kd.privacy._base import METHODS, MethodContext, MethodParams, PrivacyMethod
 
 
 def method_class(name: str) -> type[PrivacyMethod]:
-    _import_all()
     return METHODS.get(name, key="privacy.method")
 
 
 def method_classes() -> list[type[PrivacyMethod]]:
     """Every registered method, ``none`` first, then by name."""
-    _import_all()
-    names = METHODS.names()
-    return [METHODS.get(n) for n in sorted(names, key=lambda n: (n != "none", n))]
+    return [METHODS.get(n) for n in sorted(METHODS.names(), key=lambda n: (n != "none", n))]
 
 
 def check_method(name: str, strength: float, params: dict[str, Any], stage: str) -> None:
@@ -49,16 +37,12 @@ def check_method(name: str, strength: float, params: dict[str, Any], stage: str)
     _params(cls, params)
 
 
-def _params(cls: type[PrivacyMethod], params: dict[str, Any]):
+def _params(cls: type[PrivacyMethod], params: dict[str, Any]) -> MethodParams:
     try:
         return cls.Params.model_validate(params)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        if first["type"] == "extra_forbidden":
-            allowed = ", ".join(sorted(cls.Params.model_fields)) or "(none)"
-            raise ConfigError(f"privacy.params: unknown parameter {loc!r} for {cls.name}; allowed: {allowed}") from None
-        raise ConfigError(f"privacy.params.{loc}: {first['msg']}; got {first.get('input')!r}") from None
+        message = format_validation_error(exc, cls.Params, prefix="privacy.params", noun="parameter", owner=cls.name)
+        raise ConfigError(message) from None
 
 
 def build_method(name: str, strength: float, params: dict[str, Any], context: MethodContext) -> PrivacyMethod:

@@ -92,9 +92,8 @@ def feed_forward_projections(model: nn.Module, h: int, i: int) -> list[tuple[nn.
     ]
 
 
-@METHODS.register("bottleneck")
+@METHODS.register()
 class Bottleneck(PrivacyMethod):
-    name = "bottleneck"
     hook = "architecture"
     low = 0.0
     high = 0.9

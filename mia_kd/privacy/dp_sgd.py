@@ -55,7 +55,7 @@ import torch
 from pydantic import Field
 
 from mia_kd.errors import ConfigError
-from mia_kd.models.train import BatchLoss
+from mia_kd.models.step import BatchLoss
 from mia_kd.privacy._base import METHODS, MethodParams, PrivacyMethod, StrengthSpace
 
 if TYPE_CHECKING:
@@ -119,9 +119,8 @@ def per_sample_gradients(
     return torch.stack(losses), [torch.stack(per_param) for per_param in zip(*grads)]
 
 
-@METHODS.register("dp_sgd")
+@METHODS.register()
 class DpSgd(PrivacyMethod):
-    name = "dp_sgd"
     hook = "optimizer"
     low = 0.0
     high = 10.0

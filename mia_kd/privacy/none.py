@@ -5,9 +5,8 @@ from __future__ import annotations
 from mia_kd.privacy._base import METHODS, PrivacyMethod
 
 
-@METHODS.register("none")
+@METHODS.register()
 class NoPrivacy(PrivacyMethod):
-    name = "none"
     hook = "none"
     low = 0.0
     high = 0.0

@@ -84,9 +84,8 @@ def affine_of(norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     return (plus - minus) / 2, (plus + minus) / 2
 
 
-@METHODS.register("nonorm")
+@METHODS.register()
 class NoNormalisation(PrivacyMethod):
-    name = "nonorm"
     hook = "architecture"
     low = 0.0
     high = float(MAX_LAYERS)

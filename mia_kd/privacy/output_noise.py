@@ -42,9 +42,8 @@ def record_seed(seed: int, tokens: np.ndarray) -> int:
     return int.from_bytes(digest.digest(), "little")
 
 
-@METHODS.register("output_noise")
+@METHODS.register()
 class OutputNoise(PrivacyMethod):
-    name = "output_noise"
     hook = "targets"
     low = 0.0
     high = 5.0

@@ -14,32 +14,12 @@ from __future__ import annotations
 
 import torch
 
-from mia_kd.errors import MiaKdError
-from mia_kd.privacy._base import METHODS, MethodContext, PrivacyMethod
+from mia_kd.privacy._base import METHODS, PrivacyMethod
+from mia_kd.privacy._vulnerability import vulnerable_columns
 
 
-def vulnerable_columns(context: MethodContext, logits: torch.Tensor) -> torch.Tensor:
-    """``(vocab,)`` bool on ``logits.device``: True on the vulnerable tokens' columns of ``logits``.
-
-    A model's output layer may be wider than the tokenizer's vocabulary (embeddings padded to a multiple of
-    64, say); the extra columns are no token, hence never vulnerable.
-    """
-    if context.vulnerability is None:
-        raise MiaKdError("no vulnerability in the method context: cannot tell which tokens are vulnerable")
-    token_mask = torch.as_tensor(context.vulnerability.token_mask, dtype=torch.bool)
-    width = logits.shape[-1]
-    if token_mask.shape[0] > width:
-        raise MiaKdError(
-            f"vulnerability token mask has {token_mask.shape[0]} entries but the logits only {width} columns"
-        )
-    if token_mask.shape[0] < width:
-        token_mask = torch.cat([token_mask, token_mask.new_zeros(width - token_mask.shape[0])])
-    return token_mask.to(logits.device)
-
-
-@METHODS.register("red_list")
+@METHODS.register()
 class RedList(PrivacyMethod):
-    name = "red_list"
     hook = "targets"
     low = 0.0
     high = 8.0

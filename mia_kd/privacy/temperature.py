@@ -25,12 +25,11 @@ from __future__ import annotations
 import torch
 
 from mia_kd.privacy._base import METHODS, PrivacyMethod
-from mia_kd.privacy.red_list import vulnerable_columns
+from mia_kd.privacy._vulnerability import vulnerable_columns
 
 
-@METHODS.register("temperature")
+@METHODS.register()
 class VulnerableTemperature(PrivacyMethod):
-    name = "temperature"
     hook = "targets"
     low = 0.0
     high = 0.95

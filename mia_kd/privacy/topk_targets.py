@@ -40,9 +40,8 @@ def top_k(vocab_size: int, strength: float) -> int:
     return max(1, round(vocab_size ** (1.0 - strength)))
 
 
-@METHODS.register("topk_targets")
+@METHODS.register()
 class TopKTargets(PrivacyMethod):
-    name = "topk_targets"
     hook = "targets"
     low = 0.0
     high = 1.0

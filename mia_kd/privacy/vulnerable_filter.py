@@ -35,9 +35,8 @@ class VulnerableFilterParams(MethodParams):
     )
 
 
-@METHODS.register("vulnerable_filter")
+@METHODS.register()
 class VulnerableFilter(PrivacyMethod):
-    name = "vulnerable_filter"
     hook = "records"
     low = 0.0
     high = 1.0

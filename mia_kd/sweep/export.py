@@ -6,7 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
+from mia_kd.distill.student import read_meta
 from mia_kd.errors import UserError
+from mia_kd.privacy import method_class
 from mia_kd.store import read_table
 
 CARD = """---
@@ -32,36 +34,36 @@ Task loss on held-out records: {task_loss:.4f} nats/token (teacher: {teacher_los
 def export_student(out: str | Path, trial_id: str, dest: str | Path) -> Path:
     root, dest = Path(out), Path(dest)
     source = root / "students" / trial_id
-    if not (source / "mia_kd.json").is_file():
+    meta = read_meta(source) if source.is_dir() else None
+    if meta is None:
         raise UserError(
             f"no saved student for trial {trial_id!r} under {root / 'students'}; list trials with mia-kd status "
             f"(students are kept per sweep.save_students)"
         )
     if dest.exists():
         raise UserError(f"{str(dest)!r} exists; give a new destination folder")
-    meta = json.loads((source / "mia_kd.json").read_text())
-    trials = read_table(str(root), "trials", sweep_id=meta["sweep_id"]).to_pandas()
+    sweep_id = meta.config.sweep_id
+    trials = read_table(str(root), "trials", sweep_id=sweep_id).to_pandas()
     row = trials[trials["trial_id"] == trial_id]
     if row.empty:
         raise UserError(f"trial {trial_id!r} is not in the trials table under {root}")
     row = row.iloc[0]
-    metrics = read_table(str(root), "metrics", sweep_id=meta["sweep_id"]).to_pandas()
+    metrics = read_table(str(root), "metrics", sweep_id=sweep_id).to_pandas()
     mine = metrics[(metrics["trial_id"] == trial_id) & (metrics["model_role"] == "student")]
     table = "\n".join(
         f"| {m.attack} | {m.auc:.3f} [{m.auc_low:.3f}, {m.auc_high:.3f}] | {m.tpr:.3f} | {m.tnr:.3f} | {m.tpr_at_fpr_1pct:.3f} |"
         for m in mine.itertuples()
     )
     architecture = ""
-    if meta["method"] in ("bottleneck", "nonorm"):
+    if method_class(meta.method).hook == "architecture":
         architecture = (
-            f"\nNote: `{meta['method']}` changed the student's modules, so these weights do not fit the stock "
+            f"\nNote: `{meta.method}` changed the student's modules, so these weights do not fit the stock "
             "architecture in `config.json`; `from_pretrained` alone will not load them (see `mia_kd.json`)."
         )
-    params = meta.get("privacy_params") or {}
+    params = meta.privacy_params
     shutil.copytree(source, dest)
     (dest / "README.md").write_text(CARD.format(
-        trial_id=trial_id, method=meta["method"], strength=meta["strength"], sweep_id=meta["sweep_id"],
-        stage=meta["privacy_stage"], params=f", params {json.dumps(params)}" if params else "",
+        trial_id=trial_id, method=meta.method, strength=meta.strength, sweep_id=sweep_id, stage=meta.stage, params=f", params {json.dumps(params)}" if params else "",
         n_members=int(row["n_members"]), n_eval=int(mine["n_members"].iloc[0]) if len(mine) else 0,
         n_eval_non=int(mine["n_nonmembers"].iloc[0]) if len(mine) else 0, table=table,
         task_loss=float(row["student_task_loss"]), teacher_loss=float(row["teacher_task_loss"]),

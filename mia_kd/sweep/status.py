@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mia_kd.errors import UserError
-from mia_kd.store import read_table
+from mia_kd.errors import ConfigError, UserError
+from mia_kd.objectives import PRIVACY, REPORTED_PRIVACY, UTILITY, Objective
+from mia_kd.store import MANIFEST, SweepStorage, read_table
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,6 @@ class SweepStatus:
 
 def sweep_status(out: str | Path) -> SweepStatus:
     """Status of the sweep in ``out`` (a folder or a URL, as given to ``mia-kd sweep --out``)."""
-    from mia_kd.errors import ConfigError
-    from mia_kd.sweep.storage import MANIFEST, SweepStorage
-
     try:
         storage = SweepStorage.parse(str(out))
     except ConfigError as exc:
@@ -55,14 +53,14 @@ def sweep_status(out: str | Path) -> SweepStatus:
     done = trials[trials["status"] == "completed"]
     best = pd.DataFrame()
     if len(done):
-        # Chosen on calib (selection_privacy), shown with the eval value of the attack chosen there. Trials of
-        # mia-kd 0.1 (schema 1) have no calib value: no privacy pick for them rather than one made on eval.
-        done = done.reindex(columns=[*done.columns.drop("selection_privacy", errors="ignore"), "selection_privacy"])
-        cols = ["trial_id", "method", "strength", "selection_privacy", "objective_privacy", "objective_utility"]
+        # Chosen on calib (PRIVACY), shown with the eval value of the attack chosen there. Trials
+        # of mia-kd 0.1 (schema 1) have no calib value: no privacy pick for them rather than one made on eval.
+        done = done.reindex(columns=[*done.columns.drop(PRIVACY.column, errors="ignore"), PRIVACY.column])
+        cols = ["trial_id", "method", "strength", PRIVACY.column, REPORTED_PRIVACY.column, UTILITY.column]
         best = pd.concat([
-            done.dropna(subset=["selection_privacy"]).nsmallest(1, "selection_privacy")[cols].assign(best="privacy"),
-            done.nsmallest(1, "objective_utility")[cols].assign(best="utility"),
-        ]).rename(columns={"selection_privacy": "privacy_calib", "objective_privacy": "privacy_eval"})
+            _best(done.dropna(subset=[PRIVACY.column]), PRIVACY)[cols].assign(best=PRIVACY.name),
+            _best(done, UTILITY)[cols].assign(best=UTILITY.name),
+        ]).rename(columns={PRIVACY.column: "privacy_calib", REPORTED_PRIVACY.column: "privacy_eval"})
     started = datetime.fromisoformat(manifest["started_at"])
     elapsed = (datetime.now(UTC) - started).total_seconds()
     finished = int(per_method[["completed", "failed"]].to_numpy().sum())
@@ -72,6 +70,13 @@ def sweep_status(out: str | Path) -> SweepStatus:
         eta = remaining * float(done["wall_time_s"].mean()) / max(1, manifest["sweep"]["max_concurrent"])
     objective = manifest["config"].get("metrics", {}).get("privacy_objective", "auc")
     return SweepStatus(sweep_id, per_method, best, elapsed, 0.0 if remaining <= 0 else eta, objective)
+
+
+def _best(trials: pd.DataFrame, objective: Objective) -> pd.DataFrame:
+    """The trial best on ``objective`` (the first on ties), as a one-row frame."""
+    if objective.direction == "minimize":
+        return trials.nsmallest(1, objective.column)
+    return trials.nlargest(1, objective.column)
 
 
 def format_status(status: SweepStatus) -> str:

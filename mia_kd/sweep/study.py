@@ -17,10 +17,11 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-log = logging.getLogger(__name__)
+from mia_kd.config import SweepSection
+from mia_kd.objectives import DIRECTIONS, PRIVACY, UTILITY
+from mia_kd.sweep.plan import MethodPlan
 
-# privacy (the student's worst-case attack statistic on calib: selection_privacy), utility (task loss)
-DIRECTIONS = ["minimize", "minimize"]
+log = logging.getLogger(__name__)
 
 
 def journal_storage(path: Path) -> optuna.storages.JournalStorage:
@@ -50,6 +51,39 @@ def make_sampler(name: str, *, seed: int, trials: int, grid: dict[str, list[floa
 
 
 @dataclass(frozen=True)
+class MethodStudy:
+    """A method's study, reconciled with the store: its sampler, trials still to run, and whether to
+    evaluate the neutral strength first."""
+
+    sampler: optuna.samplers.BaseSampler
+    remaining: int
+    neutral_first: bool
+
+
+def method_study(
+    method: MethodPlan, index: int, sweep: SweepSection, sweep_id: str, journal: optuna.storages.BaseStorage,
+    stored: list[dict[str, Any]],
+) -> MethodStudy:
+    """Open (or create) ``method``'s study in ``journal`` and reconcile it with its ``stored`` trial rows."""
+    low, high = method.space.low, method.space.high
+    grid = {"strength": method.grid()} if low < high else {}
+    sampler = make_sampler(sweep.sampler, seed=sweep.sampler_seed + index, trials=method.trials, grid=grid)
+    study = optuna.create_study(
+        storage=journal, study_name=study_name(sweep_id, method.name), directions=DIRECTIONS, sampler=sampler,
+        load_if_exists=True,
+    )
+    state = reconcile(study, stored, neutral=method.neutral)
+    remaining = max(0, method.trials - state.done)
+    if remaining:
+        log.info("%s: %d of %d trials to run (strength in [%g, %g])", method.name, remaining, method.trials, low, high)
+    # The grid sampler's first point is the range's low end: where that is the neutral value, the grid
+    # already evaluates it and enqueueing it too would run it twice.
+    in_grid = sweep.sampler == "grid" and method.neutral in grid.get("strength", [])
+    neutral_first = low < high and low <= method.neutral <= high and not state.neutral_done and not in_grid
+    return MethodStudy(sampler, remaining, neutral_first)
+
+
+@dataclass(frozen=True)
 class Reconciled:
     done: int  # distinct Optuna trials with rows in the store (completed or failed)
     completed: int
@@ -74,7 +108,7 @@ def reconcile(study: optuna.Study, stored: list[dict[str, Any]], *, neutral: flo
             continue
         rows = [r for r in by_number.get(trial.number, []) if r["status"] == "completed"]
         if rows:
-            values = [float(np.mean([r["selection_privacy"] for r in rows])), float(np.mean([r["objective_utility"] for r in rows]))]
+            values = [float(np.mean([r[objective.column] for r in rows])) for objective in (PRIVACY, UTILITY)]
             study.tell(trial.number, values)
             marked_complete += 1
         else:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mia_kd.config import validate_config
-from mia_kd.store import write_result
-from mia_kd.trial import prepare, run_student
+from mia_kd.store import write_trial
 
 METHODS = [("none", 0.0), ("temperature", 0.6), ("vulnerable_filter", 1.0), ("output_noise", 0.5)]
 
@@ -14,7 +13,9 @@ METHODS = [("none", 0.0), ("temperature", 0.6), ("vulnerable_filter", 1.0), ("ou
 @pytest.fixture(scope="session")
 def trial_store(tmp_path_factory, ci_raw_factory):
     """``(root, {trial_id: TrialResult})``: one teacher, four students, students saved under students/."""
-    from mia_kd.models.student import save_student
+    # Imported here: the analysis tests that read no trial (plots, report, pareto, frontier) need no torch.
+    from mia_kd.distill.student import save_student
+    from mia_kd.trial import prepare, run_student
 
     root = tmp_path_factory.mktemp("store")
     raw = ci_raw_factory(root / "cache")
@@ -23,7 +24,9 @@ def trial_store(tmp_path_factory, ci_raw_factory):
     for n, (method, strength) in enumerate(METHODS):
         config = validate_config({**raw, "privacy": {"method": method, "strength": strength}})
         result = run_student(prepared, config, trial_id=f"t{n}-{method}")
-        write_result(str(root / "out"), result)
+        row = result.trial
+        write_trial(str(root / "out"), sweep_id=row["sweep_id"], method=row["method"], trial_id=row["trial_id"],
+                    tables=result.tables())
         save_student(root / "out" / "students", result)
         results[result.trial_id] = result
     return root / "out", results

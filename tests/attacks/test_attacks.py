@@ -1,26 +1,25 @@
-"""Each attack against a brute-force formula (plain loops and ``math``), its sign, and the registry."""
+"""Each attack against a brute-force formula (plain loops and ``math``), the passes each one needs, and
+fitting on calib. What every attack promises is tested on each one in ``test_contract.py``."""
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import math
 import zlib
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from mia_kd.attacks import (
-    ALL_ATTACKS,
-    ATTACKS,
     AttackInputs,
+    Passes,
     TokenStats,
     build_attack,
     fit_attack,
     privacy_objective,
+    required_passes,
     run_attacks,
 )
 from mia_kd import metrics
@@ -128,36 +127,6 @@ def test_n_lowest_rounds_up_and_keeps_at_least_one():
     assert n_lowest(31, 1.0) == 31
 
 
-def member_like(inputs: AttackInputs, shift: float = 0.5) -> AttackInputs:
-    """The same records with every target log-probability raised by ``shift`` (more member-like)."""
-    target = dataclasses.replace(inputs.target, logprobs=tuple(lp + shift for lp in inputs.target.logprobs))
-    return dataclasses.replace(inputs, target=target)
-
-
-@pytest.mark.parametrize("name", ALL_ATTACKS)
-def test_higher_logprobs_score_higher(name):
-    attack = build_attack(name)
-    assert (attack.score(member_like(INPUTS)) > attack.score(INPUTS)).all()
-
-
-@pytest.mark.parametrize(
-    ("name", "missing"),
-    [("lowercase", "lowercase"), ("recall", "prefixed"), ("reference", "reference")],
-)
-def test_missing_pass_is_a_clear_error(name, missing):
-    assert missing in build_attack(name).needs
-    inputs = dataclasses.replace(INPUTS, **{missing: None})
-    with pytest.raises(MiaKdError, match=missing):
-        build_attack(name).score(inputs)
-
-
-def test_min_k_pp_without_moments_is_a_clear_error():
-    assert build_attack("min_k_pp").needs == frozenset({"moments"})
-    inputs = dataclasses.replace(INPUTS, target=TokenStats(logprobs=INPUTS.target.logprobs))
-    with pytest.raises(MiaKdError, match="moments"):
-        build_attack("min_k_pp").score(inputs)
-
-
 def test_mismatched_record_counts_are_an_error():
     inputs = dataclasses.replace(INPUTS, reference=TokenStats(logprobs=INPUTS.reference.logprobs[:-1]))
     with pytest.raises(MiaKdError, match="reference"):
@@ -173,33 +142,9 @@ def test_empty_record_is_an_error():
 # ---------------------------------------------------------------------------------------- registry
 
 
-def test_registry_holds_the_seven_attacks_under_their_file_names():
-    assert ALL_ATTACKS == ("loss", "zlib", "lowercase", "min_k", "min_k_pp", "recall", "reference")
-    assert sorted(ATTACKS.names()) == sorted(ALL_ATTACKS)
-    for name in ALL_ATTACKS:
-        cls = ATTACKS.get(name)
-        assert cls.name == name
-        assert Path(inspect.getfile(cls)).stem == name
-        assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
-        assert inspect.getmodule(cls).__doc__  # cites its paper
-
-
-def test_attacks_are_frozen():
-    attack = build_attack("min_k")
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        attack.k = 0.5
-
-
 def test_unknown_attack_suggests_a_name():
     with pytest.raises(ConfigError, match="unknown attack 'min_kk'.*did you mean 'min_k'"):
         build_attack("min_kk")
-
-
-def test_unknown_option_is_rejected():
-    with pytest.raises(ConfigError, match=r"attacks\.min_k: unknown option 'kk'.*allowed: k"):
-        build_attack("min_k", kk=0.2)
-    with pytest.raises(ConfigError, match="unknown option 'k'"):
-        build_attack("loss", k=0.2)
 
 
 @pytest.mark.parametrize("name", ["min_k", "min_k_pp"])
@@ -213,6 +158,68 @@ def test_out_of_range_k_is_rejected(name, k):
 def test_bad_shots_are_rejected(shots):
     with pytest.raises(ConfigError, match="recall.shots"):
         build_attack("recall", shots=shots)
+
+
+# ------------------------------------------------------------------------------------- required_passes
+
+
+def spec(name, **params):
+    return SimpleNamespace(name=name, params=params)
+
+
+@pytest.mark.parametrize(
+    ("name", "passes"),
+    [
+        ("loss", Passes(moments=False, lowercase=False, reference=False, prefix_records=0)),
+        ("zlib", Passes(moments=False, lowercase=False, reference=False, prefix_records=0)),
+        ("min_k", Passes(moments=False, lowercase=False, reference=False, prefix_records=0)),
+        ("lowercase", Passes(moments=False, lowercase=True, reference=False, prefix_records=0)),
+        ("min_k_pp", Passes(moments=True, lowercase=False, reference=False, prefix_records=0)),
+        ("reference", Passes(moments=False, lowercase=False, reference=True, prefix_records=0)),
+        ("recall", Passes(moments=False, lowercase=False, reference=False, prefix_records=4)),
+    ],
+)
+def test_the_passes_each_attack_needs(name, passes):
+    assert required_passes([spec(name)]) == passes
+
+
+def recall_shots_before(specs):
+    """The trial's rule before attacks declared their passes (``trial._recall_shots``), kept as the oracle."""
+    for s in specs:
+        if s.name == "recall":
+            return int(s.params.get("shots", 4))
+    return 0
+
+
+@pytest.mark.parametrize(
+    "specs",
+    [
+        [],
+        [spec("loss"), spec("zlib")],
+        [spec("recall")],
+        [spec("loss"), spec("recall", shots=8)],
+        [spec("min_k", k=[0.1, 0.2]), spec("recall", shots=1), spec("reference")],
+    ],
+)
+def test_prefix_records_are_the_recall_shots_as_before(specs):
+    assert required_passes(specs).prefix_records == recall_shots_before(specs)
+
+
+def test_passes_are_the_union_over_attacks():
+    specs = [spec("loss"), spec("min_k_pp", k=[0.1, 0.5]), spec("lowercase"), spec("recall", shots=[2])]
+    assert required_passes(specs) == Passes(moments=True, lowercase=True, reference=False, prefix_records=2)
+
+
+def test_two_prefixes_are_refused():
+    with pytest.raises(ConfigError, match="prefixed pass is computed once"):
+        required_passes([spec("recall", shots=2), spec("recall", shots=4)])
+
+
+def test_required_passes_checks_names_and_options():
+    with pytest.raises(ConfigError, match="unknown attack 'recal'"):
+        required_passes([spec("recal")])
+    with pytest.raises(ConfigError, match="recall.shots"):
+        required_passes([spec("recall", shots=0)])
 
 
 # -------------------------------------------------------------------------------------- fit_attack
@@ -296,6 +303,8 @@ def test_fit_attack_rejects_grids_over_scorer_params():
     with pytest.raises(ConfigError, match=r"attacks\.recall\.shots: got a grid \[2, 4\]"):
         fit_attack("recall", {"shots": [2, 4]}, inputs, labels)
     assert fit_attack("recall", {"shots": [8]}, inputs, labels).params == {"shots": 8}
+
+
 def test_fit_attack_rejects_bad_grids():
     inputs, labels = k_sensitive_inputs()
     with pytest.raises(ConfigError, match="empty grid"):

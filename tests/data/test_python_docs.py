@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from mia_kd.data import resolve_source
 from mia_kd.data.sources.python_docs import PythonDocs, sentences, topics
 
 # The exact corpus depends on the standard library's text, which changes between patch releases.
@@ -70,3 +71,13 @@ def test_options_validated() -> None:
         PythonDocs.Options(min_words=10, max_words=5)
     with pytest.raises(ValueError):
         PythonDocs.Options(min_words=0)
+
+
+def test_both_spellings_are_one_source_with_the_old_record_ids() -> None:
+    # The key became the file name (python_docs); ids stay hashed from "python-docs" (load_texts hands
+    # id_namespace to make_records), so configs spelling it either way (the quickstart: python-docs) keep
+    # the same record ids and the same split.
+    for spelling in ("python-docs", "python_docs", {"name": "python_docs", "max_words": 30}):
+        name, source = resolve_source(spelling)
+        assert name == "python_docs" and isinstance(source, PythonDocs)
+        assert source.id_namespace == "python-docs"

@@ -1,21 +1,20 @@
+"""Source specs: validated by name and options without reading any data. What every source promises is
+tested on each one in ``test_source_contract.py``."""
+
 from __future__ import annotations
 
 import pytest
 
-from mia_kd.data import SOURCES, validate_source
+from mia_kd.data import validate_source
 from mia_kd.errors import ConfigError
-
-
-def test_registry_keys_match_file_names() -> None:
-    assert SOURCES.names() == ["files", "hf", "python-docs"]
-    for name in SOURCES:
-        module = SOURCES.get(name).__module__
-        assert module.rsplit(".", 1)[1] == name.replace("-", "_")
 
 
 @pytest.mark.parametrize(
     "spec",
-    ["python-docs", {"name": "python-docs", "max_words": 20}, {"name": "files", "path": "/nowhere/*.txt"}],
+    [
+        "python-docs", "python_docs", {"name": "python-docs", "max_words": 20},
+        {"name": "files", "path": "/nowhere/*.txt"},
+    ],
 )
 def test_valid_specs_validate_without_reading(spec: object) -> None:
     validate_source(spec)
@@ -25,8 +24,8 @@ def test_valid_specs_validate_without_reading(spec: object) -> None:
     ("spec", "message"),
     [
         ("pyhton-docs", "data.source.name: unknown data source 'pyhton-docs' (did you mean 'python-docs'?); "
-         "allowed: files, hf, python-docs"),
-        ({"path": "x"}, "data.source.name: missing; allowed: files, hf, python-docs"),
+         "allowed: files, hf, python_docs"),
+        ({"path": "x"}, "data.source.name: missing; allowed: files, hf, python_docs"),
         ({"name": "files", "pth": "x.txt"},
          "data.source: unknown option 'pth' for source 'files'; allowed: format, path, text_column, where"),
         ({"name": "files"}, "data.source.path: missing; source 'files' needs it"),

@@ -1,7 +1,8 @@
 """Fakes for privacy-method tests: a tiny random teacher, random token rows, a hand-made vulnerability.
 
 ``distil(name, strength, **params)`` distils a fresh tiny student (same seed every time) with that method
-and returns the :class:`~mia_kd.distill.trainer.DistillResult`; compare against ``distil("none", 0.0)``.
+and returns the :class:`~mia_kd.distill.trainer.DistillResult` and the method; compare against ``plain``,
+``distil("none", 0.0)`` run once per session (distilling is the slow part of these tests).
 """
 
 from __future__ import annotations
@@ -55,19 +56,31 @@ def teacher() -> torch.nn.Module:
     return tiny_model(123).eval()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def distil(rows, record_ids, vulnerability, teacher):
-    def run(name: str, strength: float, *, student_layers: int = 2, epochs: int = 2, **params):
-        context = MethodContext(vulnerability=vulnerability, vocab_size=VOCAB, seed=0, n_records=len(rows))
+    """``distil(name, strength, *, student_layers=2, epochs=2, n_records=None, **params)``; ``n_records``
+    distils on the first that many records only (a quick run)."""
+
+    def run(name: str, strength: float, *, student_layers: int = 2, epochs: int = 2, n_records: int | None = None,
+            **params):
+        used, ids = rows[:n_records], record_ids[:n_records]
+        context = MethodContext(vulnerability=vulnerability, vocab_size=VOCAB, seed=0, n_records=len(used))
         method = build_method(name, strength, params, context)
         config = DistillConfig(epochs=epochs, batch_size=8, lr=1e-3)
         result = run_distill(
-            tiny_model(7, student_layers), teacher, rows, config, seed=0, pad_id=0, device=torch.device("cpu"),
-            method=method, record_ids=record_ids,
+            tiny_model(7, student_layers), teacher, used, config, seed=0, pad_id=0, device=torch.device("cpu"),
+            method=method, record_ids=ids,
         )
         return result, method
 
     return run
+
+
+@pytest.fixture(scope="session")
+def plain(distil):
+    """Plain distillation (``none``) with ``distil``'s defaults: what every neutral strength must reproduce."""
+    result, _ = distil("none", 0.0)
+    return result
 
 
 def max_weight_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
@@ -82,6 +95,12 @@ def max_weight_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
 def logits() -> torch.Tensor:
     """``(2, 5, VOCAB)`` random logits, the same in every test."""
     return torch.randn(2, 5, VOCAB, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture(scope="session")
+def tiny_student():
+    """``tiny_student(seed, n_layer=2)``: a fresh tiny GPT-2 (see :func:`tiny_model`; conftest is not importable)."""
+    return tiny_model
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import re
 
 import pytest
 import torch
@@ -14,7 +13,6 @@ from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, LlamaConf
 from mia_kd.config import TrialConfig
 from mia_kd.errors import ConfigError
 from mia_kd.privacy import MethodContext, StrengthSpace, build_method, method_class
-from mia_kd.privacy._methods import check_method
 from mia_kd.privacy.bottleneck import BottleneckProjection
 
 H, VOCAB = 32, 64
@@ -48,12 +46,6 @@ EXPECTED = {
     "gpt2": (gpt2, lambda i: [f"transformer.h.{i}.mlp.c_fc"], 4 * H),
     "llama": (llama, lambda i: [f"model.layers.{i}.mlp.gate_proj", f"model.layers.{i}.mlp.up_proj"], 64),
 }
-
-
-def test_neutral_distillation_is_plain_distillation(distil, weight_diff):
-    a, _ = distil("bottleneck", 0.0)
-    b, _ = distil("none", 0.0)
-    assert weight_diff(a.student, b.student) <= 1e-6
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
@@ -135,14 +127,6 @@ def test_distilling_at_non_neutral_strength_trains_the_modified_student(distil):
     untrained = method(0.5).modify_student(gpt2())  # same seed: the same initial bottleneck weights
     assert not torch.allclose(blocks[0].down.weight, untrained.transformer.h[0].mlp.c_fc.down.weight)
     assert all(torch.isfinite(p).all() for p in result.student.parameters())
-
-
-def test_strength_out_of_range_is_a_config_error():
-    bad = 0.9 + 0.1
-    message = rf"privacy.strength: got {re.escape(repr(bad))}, bottleneck allows \[0, 0.9\]"
-    with pytest.raises(ConfigError, match=message):
-        check_method("bottleneck", bad, {}, "train")
-    check_method("bottleneck", 0.9, {}, "train")
 
 
 # ---- the searched range starts where the student gets fewer feed-forward parameters, not more

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import re
 
 import pytest
 import torch
@@ -17,7 +16,6 @@ from transformers.models.llama.modeling_llama import LlamaRMSNorm
 from mia_kd.config import TrialConfig
 from mia_kd.errors import ConfigError
 from mia_kd.privacy import MethodContext, StrengthSpace, build_method, method_class
-from mia_kd.privacy._methods import check_method
 from mia_kd.privacy.nonorm import NoNorm, affine_of
 
 H, VOCAB = 32, 64
@@ -53,12 +51,6 @@ def method(strength: float):
 
 def params(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.named_parameters()}
-
-
-def test_neutral_distillation_is_plain_distillation(distil, weight_diff):
-    a, _ = distil("nonorm", 0.0)
-    b, _ = distil("none", 0.0)
-    assert weight_diff(a.student, b.student) <= 1e-6
 
 
 @pytest.mark.parametrize("build", [gpt2, llama])
@@ -144,8 +136,6 @@ def test_a_fraction_of_a_layer_is_refused_at_build(strength):
     message = rf"privacy.strength: got {strength!r}, nonorm replaces a whole number of layers"
     with pytest.raises(ConfigError, match=message):
         method(strength)
-    with pytest.raises(ConfigError, match=r"nonorm takes a whole number in \[0, 128\]"):
-        check_method("nonorm", strength, {}, "train")
 
 
 def test_more_layers_than_the_student_has_is_refused_naming_its_range():
@@ -211,15 +201,9 @@ def test_distilling_at_non_neutral_strength_trains_the_modified_student(distil):
     assert torch.isfinite(gamma).all() and not torch.allclose(gamma, torch.ones(H))  # trained from LayerNorm's 1
 
 
-def test_strength_out_of_range_is_a_config_error():
+def test_class_variables():
     cls = method_class("nonorm")
     assert (cls.low, cls.high, cls.neutral, cls.integer_strength) == (0.0, 128.0, 0.0, True)
-    bad = 129.0
-    with pytest.raises(ConfigError, match=rf"privacy.strength: got {re.escape(repr(bad))}, nonorm allows \[0, 128\]"):
-        check_method("nonorm", bad, {}, "train")
-    with pytest.raises(ConfigError, match=r"nonorm allows \[0, 128\]"):
-        check_method("nonorm", -1.0, {}, "train")
-    check_method("nonorm", 2.0, {}, "train")
 
 
 def test_deep_copy_still_works():

@@ -25,7 +25,7 @@ _BY_EXTENSION = {".txt": "txt", ".jsonl": "jsonl", ".json": "json", ".csv": "csv
 _BUILDER = {"txt": "text", "jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}
 
 
-@SOURCES.register("files")
+@SOURCES.register()
 class Files(Source):
     """Texts from local files matched by ``path``."""
 

@@ -17,7 +17,7 @@ from mia_kd.data.sources._datasets import load_split, text_column
 __all__ = ["HuggingFace"]
 
 
-@SOURCES.register("hf")
+@SOURCES.register()
 class HuggingFace(Source):
     """The ``text_column`` of one split of a ``datasets`` dataset."""
 

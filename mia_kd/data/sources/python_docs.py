@@ -1,4 +1,4 @@
-"""``python-docs``: English sentences from the running Python's own documentation.
+"""``python_docs`` (also ``python-docs``): English sentences from the running Python's own documentation.
 
 The corpus is built at run time, offline, from two parts of the standard library, in a fixed order:
 
@@ -57,9 +57,14 @@ _WORD = re.compile(r"[A-Za-z]+(?:['’-][A-Za-z]+)*")
 _WORD_PUNCT = ",;:()\"'“”‘’!?"
 
 
-@SOURCES.register("python-docs")
+@SOURCES.register(aliases=("python-docs",))
 class PythonDocs(Source):
-    """Clean English sentences from the running Python's help topics and standard-library docstrings."""
+    """Clean English sentences from the running Python's help topics and standard-library docstrings.
+
+    Registered as ``"python_docs"`` (its file name) and as ``"python-docs"``, its key before keys became file
+    names. Its record ids are made from ``"python-docs"`` whichever spelling a config uses (see
+    :attr:`id_namespace`), so the quickstart's split did not change with the key.
+    """
 
     class Options(SourceOptions):
         min_words: int = Field(6, ge=1, description="shortest sentence kept, in words")
@@ -72,6 +77,11 @@ class PythonDocs(Source):
             return self
 
     options: Options
+
+    @property
+    def id_namespace(self) -> str:
+        """``"python-docs"``: the name this source's record ids have always been hashed with."""
+        return "python-docs"
 
     def load(self) -> list[str]:
         """The sentences, deduplicated, topics first then docstrings in sorted file order."""

@@ -1,30 +1,31 @@
-"""Trial configuration: typed, range-checked, loaded from YAML with ``--set key=value`` overrides.
+"""The trial configuration: typed, range-checked values with their help text (docs/architecture.md §2).
 
 Every field carries its help text (``mia-kd`` prints it in errors and the README's reference is written
-from it). Validation errors become one :class:`~mia_kd.errors.ConfigError` line that names the key, the bad
-value and what is allowed.
+from it). This module checks structure and ranges only: names of attacks, methods and sources, and each
+plug-in's own options, are checked by :func:`mia_kd.validate.check_config` (the config imports no plug-in).
+A config is validated once, where it enters (CLI or API), and travels as itself: a sweep derives each
+trial's config with :meth:`TrialConfig.for_trial`, and a stored row comes back with :meth:`TrialConfig.from_stored`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from mia_kd.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PrivacyObjective = Literal["auc", "balanced_accuracy", "tpr_at_fpr_1pct"]
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """Base of every config section: unknown keys are errors, values are immutable."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DataConfig(_Strict):
+class DataConfig(Strict):
     source: str | dict[str, Any] = Field(
         "python-docs",
         description="record source: a name (python-docs) or a mapping {name: files, hf or python-docs, ...options}",
@@ -52,17 +53,9 @@ class DataConfig(_Strict):
     )
     blind_check_bootstrap: int = Field(1000, ge=100, description="bootstrap resamples for the blind check's CI")
 
-    @field_validator("source", "nonmember_source")
-    @classmethod
-    def _known_source(cls, value: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
-        if value is not None:
-            from mia_kd.data import validate_source
-
-            validate_source(value)
-        return value
 
 
-class TokenizerConfig(_Strict):
+class TokenizerConfig(Strict):
     pretrained: str | None = Field(
         None, description="Hugging Face id or local folder of a tokenizer; null trains a byte-level BPE on public"
     )
@@ -74,7 +67,7 @@ class TokenizerConfig(_Strict):
     )
 
 
-class TrainConfig(_Strict):
+class TrainConfig(Strict):
     epochs: int = Field(10, ge=0, description="passes over the training records (0: no training)")
     batch_size: int = Field(32, ge=1, description="records per step (length-bucketed; dp_sgd: the expected size of its Poisson-sampled batches)")
     lr: float = Field(1e-3, gt=0, le=1, description="AdamW learning rate (linear warm-up and decay)")
@@ -83,7 +76,7 @@ class TrainConfig(_Strict):
     grad_clip: float = Field(1.0, gt=0, description="gradient norm clipping")
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     pretrained: str | None = Field(None, description="Hugging Face id or local folder; null builds from `config`")
     model_type: str = Field("gpt2", description="transformers model type used to build from `config`")
     config: dict[str, Any] = Field(
@@ -106,7 +99,7 @@ class DistillConfig(TrainConfig):
     alpha: float = Field(0.5, ge=0, le=1, description="loss = (1 − alpha)·CE + alpha·KD")
 
 
-class AttackSpec(_Strict):
+class AttackSpec(Strict):
     name: str = Field(description="attack registry name")
     params: dict[str, Any] = Field(
         default_factory=dict, description="hyper-parameters; a list is a grid searched on calib"
@@ -124,16 +117,18 @@ DEFAULT_ATTACKS: tuple[Any, ...] = (
 )
 
 
-class MetricsConfig(_Strict):
+class MetricsConfig(Strict):
     n_bootstrap: int = Field(1000, ge=100, description="bootstrap resamples for every 95% CI")
     privacy_objective: PrivacyObjective = Field(
         "auc", description="per attack statistic whose worst case (max) over attacks is the privacy objective"
     )
 
 
-class PrivacyConfig(_Strict):
+class PrivacyConfig(Strict):
     method: str = Field("none", description="privacy-preserving distillation method (mia-kd methods lists them)")
-    strength: float | None = Field(None, description="the method's strength (null: its neutral value)")
+    strength: float | None = Field(
+        None, description="the method's strength (null: its neutral value, filled in when the config is checked)"
+    )
     stage: Literal["train", "serve"] = Field(
         "train", description="train: act during distillation; serve: wrap the student's logits when it is scored"
     )
@@ -159,17 +154,9 @@ class PrivacyConfig(_Strict):
                 value["params"] = {**value.get("params", {}), **extra}
         return value
 
-    @model_validator(mode="after")
-    def _known_method(self) -> PrivacyConfig:
-        from mia_kd.privacy._methods import check_method, method_class
-
-        if self.strength is None:
-            object.__setattr__(self, "strength", method_class(self.method).neutral)
-        check_method(self.method, self.strength, self.params, self.stage)
-        return self
 
 
-class RuntimeConfig(_Strict):
+class RuntimeConfig(Strict):
     device: str = Field("auto", description="torch device: auto (cuda if available), cpu, cuda, cuda:N")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (null: all cores)")
     cache_dir: str | None = Field(
@@ -182,7 +169,7 @@ class RuntimeConfig(_Strict):
     progress: bool = Field(True, description="show progress bars on a terminal")
 
 
-class TrialConfig(_Strict):
+class TrialConfig(Strict):
     sweep_id: str = Field("adhoc", pattern=r"^[A-Za-z0-9_.-]+$", description="results partition this trial belongs to")
     seed: int = Field(0, ge=0, description="seeds the split, the models' initialisation and batch order")
     student_seed: int | None = Field(
@@ -223,16 +210,12 @@ class TrialConfig(_Strict):
         return specs
 
     @model_validator(mode="after")
-    def _attacks_known(self) -> TrialConfig:
-        from mia_kd.attacks import check_attack_spec
-
+    def _attacks_named_once(self) -> TrialConfig:
         names = [spec.name for spec in self.attacks]
         if not names:
             raise ValueError("attacks: at least one attack is needed")
         if len(set(names)) != len(names):
             raise ValueError(f"attacks: duplicate names in {names}")
-        for spec in self.attacks:
-            check_attack_spec(spec.name, spec.params)
         if self.privacy.vulnerability_attack not in names:
             raise ValueError(
                 f"privacy.vulnerability_attack: got {self.privacy.vulnerability_attack!r}, "
@@ -277,128 +260,44 @@ class TrialConfig(_Strict):
         payload = self.model_dump(mode="json", exclude={"runtime"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
+    @property
+    def effective_student_seed(self) -> int:
+        """The seed of the student (init, batch order, method noise): ``student_seed``, else ``seed + 1``."""
+        return self.student_seed if self.student_seed is not None else self.seed + 1
 
-# ---------------------------------------------------------------------------------------------- loading
+    @classmethod
+    def from_stored(cls, value: str | Mapping[str, Any]) -> TrialConfig:
+        """The config a stored trial ran with: the ``params`` JSON of its ``trials`` row, or the ``config``
+        mapping of a saved student's ``mia_kd.json``."""
+        return cls.model_validate_json(value) if isinstance(value, str) else cls.model_validate(dict(value))
 
+    def for_trial(
+        self,
+        *,
+        method: str,
+        strength: float | None,
+        stage: str = "train",
+        params: Mapping[str, Any] | None = None,
+        shared: Mapping[str, float] | None = None,
+        student_seed: int | None = None,
+        runtime: Mapping[str, Any] | None = None,
+    ) -> TrialConfig:
+        """This config (a sweep's base) with one method at one strength: the config of one sweep trial.
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrialConfig:
-    """Read a YAML trial config, apply ``key.path=value`` overrides, validate.
-
-    A ``sweep:`` section (see :mod:`mia_kd.sweep.config`) is ignored here: the rest is the base trial.
-    """
-    raw = read_yaml(path)
-    raw.pop("sweep", None)
-    for override in overrides:
-        apply_override(raw, override)
-    return validate_config(raw)
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist; pass the path of a YAML file such as sweeps/quickstart.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {' '.join(first[:3])}") from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys, got {type(raw).__name__}")
-    return raw
-
-
-def apply_override(raw: dict[str, Any], override: str) -> None:
-    """Apply ``a.b.c=value`` in place; the value is parsed as YAML (``3``, ``0.5``, ``true``, ``[1, 2]``)."""
-    key, sep, text = override.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set {override!r}: expected key.path=value, e.g. --set teacher.train.epochs=5")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {override!r}: the value is not a valid YAML scalar or list") from None
-    node = raw
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {override!r}: {part!r} holds a value, not a mapping of keys")
-        node = child
-    node[parts[-1]] = value
-
-
-def validate_config(raw: dict[str, Any]) -> TrialConfig:
-    try:
-        return TrialConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, TrialConfig)) from None
-
-
-def format_validation_error(exc: ValidationError, model: type[BaseModel]) -> str:
-    """One line for the first problem (and a count of the others)."""
-    errors = exc.errors()
-    first = errors[0]
-    loc = [str(part) for part in first["loc"]]
-    key = ".".join(loc) or "config"
-    if first["type"] == "extra_forbidden":
-        parent = ".".join(loc[:-1])
-        allowed = ", ".join(_allowed_keys(model, loc[:-1]))
-        where = f" under {parent!r}" if parent else ""
-        message = f"unknown key {loc[-1]!r}{where}; allowed: {allowed}"
-    else:
-        text = first["msg"]
-        if text.startswith("Value error, "):
-            text = text[len("Value error, ") :]
-        got = first.get("input")
-        got_text = "" if isinstance(got, dict | list) else f"; got {got!r}"
-        message = f"{key}: {text}{got_text}"
-        # An error raised by a nested validator already names its key.
-        if first["type"] == "value_error" and ": " in text:
-            message = text
-    more = len(errors) - 1
-    return message + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
-
-
-def _allowed_keys(model: type[BaseModel], path: list[str]) -> list[str]:
-    for part in path:
-        field = model.model_fields.get(part)
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return ["(see the config reference)"]
-        model = annotation
-    return sorted(model.model_fields)
-
-
-# -------------------------------------------------------------------------------------------- reference
-
-
-def config_reference(instance: BaseModel | None = None, prefix: str = "") -> list[tuple[str, str, str]]:
-    """``(key, default, description)`` for every leaf field: the README's config reference is this table."""
-    instance = instance if instance is not None else TrialConfig()
-    rows: list[tuple[str, str, str]] = []
-    for name, field in type(instance).model_fields.items():
-        value = getattr(instance, name)
-        if isinstance(value, BaseModel):
-            rows += config_reference(value, f"{prefix}{name}.")
-        else:
-            rows.append((f"{prefix}{name}", _show(value), field.description or ""))
-    return rows
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, tuple) and value and isinstance(value[0], AttackSpec):
-        return "all seven, see below"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, default=lambda v: v.model_dump(exclude_defaults=True) if isinstance(v, BaseModel) else str(v))
-
-
-def reference_markdown() -> str:
-    """The config reference as a Markdown table (README.md holds a copy; a test keeps them equal)."""
-    from mia_kd.sweep.config import SweepSection
-
-    rows = config_reference() + config_reference(SweepSection(), "sweep.")
-    lines = ["| key | default | meaning |", "|---|---|---|"]
-    lines += [f"| `{key}` | `{default}` | {text.replace('|', '/')} |" for key, default, text in rows]
-    return "\n".join(lines)
+        ``shared`` sets searched knobs by dotted key (``{"distill.temperature": 2.5}``); ``runtime`` updates
+        runtime settings. The result is validated again, so every range still holds.
+        """
+        data = self.model_dump()
+        data["privacy"] = {
+            **data["privacy"], "method": method, "strength": strength, "stage": stage, "params": dict(params or {}),
+        }
+        for key, value in (shared or {}).items():
+            *parents, leaf = key.split(".")
+            node = data
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+        if student_seed is not None:
+            data["student_seed"] = student_seed
+        data["runtime"] = {**data["runtime"], **(runtime or {})}
+        return type(self).model_validate(data)

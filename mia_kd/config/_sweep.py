@@ -1,27 +1,23 @@
 """The ``sweep:`` section of a config: which methods to search, how, with what resources, and where to.
 
 A sweep file is a trial config (the base every trial starts from) plus this section; ``mia-kd trial``
-ignores the section, so the same file runs one trial or the whole sweep.
+ignores the section, so the same file runs one trial or the whole sweep. Method names and their strength
+ranges are checked by :func:`mia_kd.validate.check_sweep` (the config imports no plug-in).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from mia_kd.config import TrialConfig, apply_override, format_validation_error, read_yaml, validate_config
-from mia_kd.errors import ConfigError
+from mia_kd.config._trial import Strict, TrialConfig
 
 Sampler = Literal["tpe", "nsga2", "gp", "random", "grid"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MethodSearch(_Strict):
+class MethodSearch(Strict):
     trials: int | None = Field(None, ge=1, description="trials for this method (null: sweep.trials_per_method)")
     strength: tuple[float, float] | None = Field(
         None, description="strength range searched [low, high] (null: the method's whole range)"
@@ -30,12 +26,12 @@ class MethodSearch(_Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="the method's fixed extra parameters")
 
 
-class Resources(_Strict):
+class Resources(Strict):
     cpu: float = Field(1.0, gt=0, description="CPUs per trial (torch threads = max(1, floor(cpu)))")
     gpu: float = Field(0.0, ge=0, description="GPUs per trial; fractions pack several trials on one GPU")
 
 
-class SweepSection(_Strict):
+class SweepSection(Strict):
     methods: dict[str, MethodSearch] = Field(
         default_factory=lambda: {"none": MethodSearch()}, description="methods to search, each with its search"
     )
@@ -57,22 +53,12 @@ class SweepSection(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> SweepSection:
-        from mia_kd.privacy import method_class
-
         if not self.methods:
             raise ValueError("methods: name at least one method")
         for name, search in self.methods.items():
-            try:
-                cls = method_class(name)
-            except ConfigError as exc:
-                raise ValueError(f"methods: {str(exc).split(': ', 1)[1]}") from None
-            if search.strength is not None:
+            if search.strength is not None and search.strength[0] > search.strength[1]:
                 low, high = search.strength
-                if not cls.low <= low <= high <= cls.high:
-                    raise ValueError(
-                        f"methods.{name}.strength: got [{low:g}, {high:g}], must lie within "
-                        f"[{cls.low:g}, {cls.high:g}] with low <= high"
-                    )
+                raise ValueError(f"methods.{name}.strength: got [{low:g}, {high:g}], low must be <= high")
         for key, (low, high) in self.shared.items():
             if not key.startswith("distill.") or low > high:
                 raise ValueError(
@@ -83,45 +69,21 @@ class SweepSection(_Strict):
         return self
 
 
-def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[dict[str, Any], TrialConfig, SweepSection]:
-    """``(raw base config, validated base TrialConfig, SweepSection)``; ``--set`` reaches both parts."""
-    raw = read_yaml(path)
-    for override in overrides:
-        apply_override(raw, override)
-    section = raw.pop("sweep", None) or {}
-    base = validate_config(raw)
-    try:
-        sweep = SweepSection.model_validate(section)
-    except ValidationError as exc:
-        raise ConfigError("sweep." + format_validation_error(exc, SweepSection)) from None
-    for name, search in sweep.methods.items():
-        trial_raw = trial_config(raw, name, None, search, {}, student_seed=None)
-        validate_config(trial_raw)  # the method's params and stage, checked now rather than in a worker
-    return raw, base, sweep
+@dataclass(frozen=True)
+class SweepConfig:
+    """A sweep file, typed: the base every trial starts from, and the ``sweep:`` section."""
 
+    base: TrialConfig
+    sweep: SweepSection
+    path: str | None = None  # the file it was read from, if any (recorded in sweep.json)
 
-def trial_config(
-    raw: dict[str, Any],
-    method: str,
-    strength: float | None,
-    search: MethodSearch,
-    shared: dict[str, float],
-    *,
-    student_seed: int | None,
-) -> dict[str, Any]:
-    """The raw trial config for one suggestion (validated by the caller)."""
-    import copy
-
-    trial = copy.deepcopy(raw)
-    trial["privacy"] = {
-        **trial.get("privacy", {}),
-        "method": method,
-        "strength": strength,
-        "stage": search.stage,
-        "params": dict(search.params),
-    }
-    for key, value in shared.items():
-        apply_override(trial, f"{key}={value}")
-    if student_seed is not None:
-        trial["student_seed"] = student_seed
-    return trial
+    def trial(
+        self, method: str, strength: float | None, *, shared: dict[str, float] | None = None,
+        student_seed: int | None = None, runtime: dict[str, Any] | None = None,
+    ) -> TrialConfig:
+        """The config of one trial of ``method`` at ``strength`` (its stage and params from ``sweep.methods``)."""
+        search = self.sweep.methods[method]
+        return self.base.for_trial(
+            method=method, strength=strength, stage=search.stage, params=search.params, shared=shared,
+            student_seed=student_seed, runtime=runtime,
+        )

@@ -18,16 +18,15 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config
 
-from mia_kd.analysis.mixture import mixture_logprobs
 from mia_kd.config import validate_config
+from mia_kd.distill.ensemble import FORMAT, MANIFEST, export_ensemble, load_ensemble
+from mia_kd.distill.student import VULNERABILITY, load_student, save_student
 from mia_kd.errors import UserError
-from mia_kd.models.ensemble import FORMAT, MANIFEST, export_ensemble, load_ensemble
+from mia_kd.metrics import mixture_logprobs
 from mia_kd.models.build import context_length
 from mia_kd.models.scoring import score
-from mia_kd.models.student import VULNERABILITY, load_student, save_student
 from mia_kd.models.tokenizer import encode, train_bpe
-from mia_kd.privacy import MethodContext, Vulnerability, build_method
-from mia_kd.privacy._vulnerability import to_json as vulnerability_to_json
+from mia_kd.privacy import MethodContext, Vulnerability, build_method, vulnerability_to_json
 from tests._tolerance import EPS32, float32_atol, forward_ops
 
 CPU = torch.device("cpu")
@@ -398,7 +397,7 @@ def test_export_refuses_what_would_not_make_a_valid_ensemble(tmp_path, sweep_stu
 def test_export_runs_without_torch(tmp_path, sweep_students):
     root, _ = sweep_students
     code = (
-        "import sys; from mia_kd.models.ensemble import export_ensemble; "
+        "import sys; from mia_kd.distill.ensemble import export_ensemble; "
         f"export_ensemble({str(root)!r}, ['a', 'b'], [0.5, 0.5], {str(tmp_path / 'ens')!r}, {{}}); "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )

@@ -1,4 +1,5 @@
-"""Where a sweep's files live: a local folder, a mount every node sees, or any pyarrow filesystem URL.
+"""Where a sweep's files live (docs/architecture.md §7): a local folder, a mount every node sees, or any
+pyarrow filesystem URL.
 
 The results store, the manifest, Tune's state and the saved students go to ``out`` (``s3://``, ``gs://``,
 ``hdfs://``, ``file://`` or a path), written by whichever node runs the trial. The Optuna journal is an
@@ -24,12 +25,17 @@ MANIFEST = "sweep.json"
 
 @dataclass(frozen=True)
 class SweepStorage:
+    """A sweep's folder ``out`` on its filesystem: the one place outside the Parquet tables that reads and
+    writes a sweep's files (manifest, reference point, saved students, the Optuna journal). Paths given to
+    the methods (``rel``) are relative to ``out``."""
+
     out: str  # as the user gave it: an absolute local path, or a URL
     fs: pafs.FileSystem
     base: str  # ``out``'s path inside ``fs``
 
     @classmethod
     def parse(cls, out: str) -> SweepStorage:
+        """``out`` as the user gave it (a path or a URL); a URL pyarrow cannot open is a :class:`ConfigError`."""
         if "://" in out:
             try:
                 fs, base = pafs.FileSystem.from_uri(out)

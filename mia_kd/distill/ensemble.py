@@ -3,16 +3,17 @@
 The ensemble's next-token distribution is the weighted mixture of its members',
 ``log p(x_i | x_<i) = logsumexp_m(log w_m + log p_m(x_i | x_<i))``, each member with its serve-stage
 transform (if any) applied to its logits first. That is exactly what
-:func:`mia_kd.analysis.mixture.mixture_logprobs` computes from the members' stored per-token log-probs,
-so the leakage measured there is the leakage of the model loaded here; :meth:`MixtureLM.token_logprobs`
-computes it the same way (each member through the sweep's scorer, then that function).
+:func:`mia_kd.metrics.mixture_logprobs` computes from the members' stored per-token log-probs, so the
+leakage measured there is the leakage of the model loaded here; :meth:`MixtureLM.token_logprobs` computes
+it the same way (each member through the sweep's scorer, then that function).
 
 Folder layout (``format: mia_kd.ensemble/1``)::
 
     dest/ensemble.json     {"format", "members": [{"trial_id", "path", "weight"}], ...meta}
     dest/<trial_id>/       each member's student folder, copied as the sweep saved it
 
-Export is torch-free (the analysis side calls it); loading imports torch on first use.
+Export is torch-free (it runs beside the analysis commands); loading imports torch on first use. Both live
+in ``distill`` because an ensemble's members are saved students (:mod:`mia_kd.distill.student`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mia_kd.analysis.mixture import check_weights
 from mia_kd.errors import UserError
+from mia_kd.metrics import check_weights
 
 if TYPE_CHECKING:
     from mia_kd.models.mixture_lm import MixtureLM
@@ -130,7 +131,7 @@ def _json_scalar(value: Any) -> Any:
 
 def load_ensemble(dest: str | Path) -> MixtureLM:
     """The :class:`MixtureLM` of an exported ensemble folder (members in eval mode, on the CPU)."""
-    from mia_kd.models.student import load_student, read_meta
+    from mia_kd.distill.student import load_student, read_meta
 
     dest = Path(dest)
     path = dest / MANIFEST
@@ -152,8 +153,8 @@ def load_ensemble(dest: str | Path) -> MixtureLM:
         transforms.append(transform)
         if tokenizer is None:
             tokenizer = member_tokenizer  # all members share it (checked at export)
-        meta = read_meta(folder) or {}
-        max_lengths.append(meta.get("config", {}).get("tokenizer", {}).get("max_length"))
+        meta = read_meta(folder)
+        max_lengths.append(meta.config.tokenizer.max_length if meta is not None else None)
     weights = [m["weight"] for m in manifest["members"]]
     try:
         check_weights(weights, len(models))

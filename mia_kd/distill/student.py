@@ -9,10 +9,11 @@ the trial's config). ``AutoModelForCausalLM.from_pretrained`` alone does not giv
   ``nonorm``'s γ, β into real LayerNorms (the parameter names are the same), which normalise again: a
   different model, without a warning.
 - ``serve``-stage methods transform the student's logits every time it is scored; the transform is part of
-  the model whose leakage was measured.
+  the model whose leakage was measured (docs/architecture.md §6).
 
 So the model is built from ``config.json``, the method's ``modify_student`` is applied again, and the
 weights are loaded with every key and shape checked. The serve transform is returned beside the model.
+It lives in ``distill`` (above ``privacy``) because rebuilding a student means rebuilding its method.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from safetensors.torch import load_file
 from transformers import (
     AutoConfig,
@@ -35,25 +38,54 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from mia_kd.config import TrialConfig, format_validation_error
 from mia_kd.errors import UserError
 from mia_kd.models.hub import load_pretrained
+from mia_kd.models.scoring import LogitsTransform
 from mia_kd.privacy import (
     MethodContext,
     PrivacyMethod,
     Vulnerability,
     build_method,
     method_class,
+    vulnerability_from_json,
+    vulnerability_to_json,
 )
-from mia_kd.privacy._vulnerability import from_json as vulnerability_from_json
-from mia_kd.privacy._vulnerability import to_json as vulnerability_to_json
 
 log = logging.getLogger(__name__)
 
 META = "mia_kd.json"
 VULNERABILITY = "vulnerability.json"  # optional: the teacher's vulnerability (to_json format) for serve methods
 
-Transform = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-"""``(logits (batch, seq, vocab), input_ids (batch, seq), attention_mask (batch, seq)) -> logits``."""
+
+@dataclass(frozen=True)
+class StudentMeta:
+    """How a saved student was made: its folder's ``mia_kd.json``, the trial's config typed again."""
+
+    method: str
+    strength: float
+    stage: str  # "train" or "serve": where the method acted
+    privacy_params: dict[str, Any]
+    config: TrialConfig
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, path: Path) -> StudentMeta:
+        """The parsed ``mia_kd.json`` at ``path`` (named in errors)."""
+        missing = [key for key in ("method", "strength", "config") if key not in data]
+        if missing:
+            raise UserError(f"{path}: no {', '.join(map(repr, missing))}; restore it from the sweep's students/ folder")
+        try:
+            config = TrialConfig.from_stored(data["config"])
+        except ValidationError as exc:
+            reason = format_validation_error(exc, TrialConfig, prefix="config")
+            raise UserError(f"{path}: the saved trial config does not load ({reason}); was it edited?") from None
+        return cls(
+            method=data["method"],
+            strength=float(data["strength"]),
+            stage=data.get("privacy_stage", "train"),  # students saved before stages existed acted at train
+            privacy_params=dict(data.get("privacy_params", {})),
+            config=config,
+        )
 
 
 def save_student(students_root: str | Path, result: Any) -> Path:
@@ -83,20 +115,21 @@ def save_student(students_root: str | Path, result: Any) -> Path:
     return final
 
 
-def read_meta(folder: str | Path) -> dict[str, Any] | None:
+def read_meta(folder: str | Path) -> StudentMeta | None:
     """The folder's ``mia_kd.json`` (how the student was made), or None for a plain Hugging Face folder."""
     path = Path(folder) / META
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc}); restore it from the sweep's students/ folder") from None
+    return StudentMeta.from_json(data, path=path)
 
 
 def load_student(
     folder: str | Path, *, vulnerability: Vulnerability | None = None
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, Transform | None]:
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, LogitsTransform | None]:
     """``(model, tokenizer, serve_transform)`` of a saved student, the model in eval mode, float32, on the CPU.
 
     ``serve_transform`` is the privacy method's ``serve_logits`` when the student was scored at serve
@@ -117,10 +150,10 @@ def load_student(
         return model.eval(), tokenizer, None
 
     method = _method(folder, meta, len(tokenizer), vulnerability)
-    trust = bool(meta.get("config", {}).get("student", {}).get("trust_remote_code", False))
+    trust = meta.config.student.trust_remote_code
     config = load_pretrained(AutoConfig.from_pretrained, str(folder), what="student config", trust_remote_code=trust)
     model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust)
-    serve = meta.get("privacy_stage", "train") == "serve"
+    serve = meta.stage == "serve"
     if method is not None and not serve:
         # The modules only; their fresh initial values are overwritten by the saved weights below.
         model = method.modify_student(model)
@@ -129,26 +162,23 @@ def load_student(
 
 
 def _method(
-    folder: Path, meta: dict[str, Any], vocab_size: int, vulnerability: Vulnerability | None
+    folder: Path, meta: StudentMeta, vocab_size: int, vulnerability: Vulnerability | None
 ) -> PrivacyMethod | None:
     """The student's privacy method when it acts on the saved model (architecture) or its logits (serve)."""
-    name, stage = meta["method"], meta.get("privacy_stage", "train")
-    cls = method_class(name)
-    strength = float(meta["strength"])
-    acts = (stage == "train" and cls.hook == "architecture") or stage == "serve"
-    if not acts or strength == cls.neutral:
+    cls = method_class(meta.method)
+    acts = (meta.stage == "train" and cls.hook == "architecture") or meta.stage == "serve"
+    if not acts or meta.strength == cls.neutral:
         return None
-    config = meta.get("config", {})
     if cls.needs_vulnerability and vulnerability is None:
-        vulnerability = _saved_vulnerability(folder, name, config)
+        vulnerability = _saved_vulnerability(folder, meta.method)
     # The seed of run_student: output_noise draws the same noise stream from it as in the trial.
-    seed = config.get("student_seed")
-    seed = int(seed) if seed is not None else int(config.get("seed", 0)) + 1
-    context = MethodContext(vulnerability=vulnerability, vocab_size=vocab_size, seed=seed)
-    return build_method(name, strength, meta.get("privacy_params", {}), context)
+    context = MethodContext(
+        vulnerability=vulnerability, vocab_size=vocab_size, seed=meta.config.effective_student_seed
+    )
+    return build_method(meta.method, meta.strength, meta.privacy_params, context)
 
 
-def _saved_vulnerability(folder: Path, method: str, config: dict[str, Any]) -> Vulnerability:
+def _saved_vulnerability(folder: Path, method: str) -> Vulnerability:
     path = folder / VULNERABILITY
     if path.is_file():
         return vulnerability_from_json(json.loads(path.read_text()))
@@ -159,7 +189,7 @@ def _saved_vulnerability(folder: Path, method: str, config: dict[str, Any]) -> V
     )
 
 
-def _load_weights_strictly(model: torch.nn.Module, folder: Path, meta: dict[str, Any]) -> None:
+def _load_weights_strictly(model: torch.nn.Module, folder: Path, meta: StudentMeta) -> None:
     """Copy the folder's safetensors weights into ``model``; any missing, extra or reshaped key is an error.
 
     A key absent from the file is fine only when it is tied to one that is present (the output layer of a
@@ -182,8 +212,8 @@ def _load_weights_strictly(model: torch.nn.Module, folder: Path, meta: dict[str,
             if keys
         ]
         raise UserError(
-            f"student {str(folder)!r}: the saved weights do not fit the {meta['method']} "
-            f"(strength {meta['strength']:g}) model rebuilt from config.json ({'; '.join(parts)}); "
+            f"student {str(folder)!r}: the saved weights do not fit the {meta.method} "
+            f"(strength {meta.strength:g}) model rebuilt from config.json ({'; '.join(parts)}); "
             "was the folder edited, or saved by another mia_kd version?"
         )
     model.load_state_dict(state, strict=False)  # strictness checked above, tied keys allowed

@@ -1,7 +1,8 @@
-"""The ensemble's output: the weighted mixture of its members' next-token distributions.
+"""The mixture of members' next-token distributions, from their per-token log-probs (no model needed).
 
 For an observed token, the mixture's log-probability is ``log Σ_m w_m p_m(x_i | x_<i)`` = the log-sum-exp of
-``log w_m + ℓ_m,i``: exact from the members' stored per-token log-probs, no model needed.
+``log w_m + ℓ_m,i``: exact from the members' stored per-token log-probs. The analysis scores ensembles with
+it and the exported ensemble (a torch model) computes the same function, so both live below either.
 """
 
 from __future__ import annotations

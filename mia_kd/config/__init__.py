@@ -1,0 +1,31 @@
+"""Configuration: one typed config, validated once where it enters and passed down (docs/architecture.md §2).
+
+Structure and ranges are checked here; plug-in names and options by :func:`mia_kd.validate.check_config`.
+Importing this package imports neither torch nor ray, nor any plug-in package.
+"""
+
+from mia_kd.config._load import apply_override, format_validation_error, load_config, load_sweep, read_yaml, validate_config
+from mia_kd.config._sweep import MethodSearch, Resources, Sampler, SweepConfig, SweepSection
+from mia_kd.config._trial import (
+    DEFAULT_ATTACKS,
+    AttackSpec,
+    DataConfig,
+    DistillConfig,
+    MetricsConfig,
+    ModelConfig,
+    PrivacyConfig,
+    PrivacyObjective,
+    RuntimeConfig,
+    Strict,
+    TeacherConfig,
+    TokenizerConfig,
+    TrainConfig,
+    TrialConfig,
+)
+
+__all__ = [
+    "DEFAULT_ATTACKS", "AttackSpec", "DataConfig", "DistillConfig", "MethodSearch", "MetricsConfig", "ModelConfig",
+    "PrivacyConfig", "PrivacyObjective", "Resources", "RuntimeConfig", "Sampler", "Strict", "SweepConfig",
+    "SweepSection", "TeacherConfig", "TokenizerConfig", "TrainConfig", "TrialConfig", "apply_override",
+    "format_validation_error", "load_config", "load_sweep", "read_yaml", "validate_config",
+]

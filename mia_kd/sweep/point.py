@@ -1,0 +1,66 @@
+"""One search point of a sweep: ``repeats`` students at one strength, rows written, objectives averaged.
+
+Plain Python: the Tune adapter (:mod:`mia_kd.sweep.tune`) calls :func:`run_point` inside a worker and reports
+what it returns (docs/architecture.md §2).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass
+
+import torch
+
+from mia_kd.objectives import PRIVACY, REPORTED_PRIVACY, UTILITY, Objective
+from mia_kd.prepared import Prepared
+from mia_kd.store import SweepStorage
+from mia_kd.sweep import students
+from mia_kd.sweep.plan import SweepPlan
+from mia_kd.trial import run_student
+
+
+@dataclass(frozen=True)
+class PointResult:
+    """One search point's objectives, each the mean over its ``repeats`` students."""
+
+    values: dict[str, float]  # objective name -> mean value
+    seconds: float
+
+    def __getitem__(self, objective: Objective) -> float:
+        return self.values[objective.name]
+
+
+def run_point(
+    plan: SweepPlan,
+    prepared: Prepared,
+    *,
+    method: str,
+    strength: float,
+    shared: dict[str, float],
+    trial_id: str,
+    optuna_trial: int | None,
+    out: str,
+    threads: int,
+) -> PointResult:
+    """One search point: ``sweep.repeats`` students at ``strength``, each one's rows written (and its student
+    saved, as asked), the objectives averaged. Called by the Tune adapter inside a worker."""
+    start, sweep = time.perf_counter(), plan.config.sweep
+    sums = {objective.name: 0.0 for objective in (PRIVACY, REPORTED_PRIVACY, UTILITY)}
+    for repeat in range(sweep.repeats):
+        config = plan.trial_config(method, strength, shared, repeat=repeat, threads=threads)
+        result = run_student(prepared, config, trial_id=trial_id if sweep.repeats == 1 else f"{trial_id}-r{repeat}")
+        result.trial.update(optuna_trial=optuna_trial, tune_trial_id=trial_id)
+        if sweep.save_students != "none":
+            students.save(SweepStorage.parse(out), result)
+        result.write(out)
+        row = result.trial
+        for objective in (PRIVACY, REPORTED_PRIVACY, UTILITY):
+            sums[objective.name] += row[objective.column]
+        del result
+    if torch.cuda.is_available():  # the worker is reused: hand this point's GPU memory back before the next
+        gc.collect()
+        torch.cuda.empty_cache()
+    return PointResult({name: total / sweep.repeats for name, total in sums.items()}, time.perf_counter() - start)
+
+

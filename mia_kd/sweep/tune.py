@@ -1,0 +1,219 @@
+"""The sweep's Ray boundary: the only module that imports ray (docs/architecture.md §2).
+
+Ray Tune schedules the trials, one Optuna study per method suggests their strengths
+(``OptunaSearch(metric=[privacy, utility], mode=[min, min])``, the objectives of :mod:`mia_kd.objectives`).
+The trainable is a thin adapter: ``suggestion → run_point → tune.report``; the prepared split and models
+travel to the workers through the object store.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import ray
+from ray import tune
+from ray.tune import Callback, FailureConfig, RunConfig
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+from tqdm.auto import tqdm
+
+from mia_kd.errors import ConfigError
+from mia_kd.objectives import MODES, NAMES, PRIVACY, REPORTED_PRIVACY, UTILITY
+from mia_kd.prepared import Prepared
+from mia_kd.store import TRIALS, SweepStorage, write_trial
+from mia_kd.store.rows import failed_row
+from mia_kd.sweep.plan import MethodPlan, SweepPlan
+from mia_kd.sweep.point import run_point
+from mia_kd.sweep.study import journal_storage, method_study, study_name
+
+METRIC, MODE = list(NAMES), list(MODES)  # Tune wants lists
+
+
+def start(*, address: str | None, verbose: bool) -> None:
+    """Join the Ray cluster at ``address`` (default: start an embedded local Ray), quietly unless ``verbose``."""
+    if not verbose:
+        # Tune's experiment boxes and end-of-run hints: the sweep prints its own lines instead.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        for name in ("ray", "ray.tune", "ray.train"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=verbose,
+                 logging_level=logging.INFO if verbose else logging.ERROR)
+
+
+def check_shared(storage: SweepStorage, allow_local_out: bool) -> None:
+    """On a multi-node cluster every node writes results: refuse a path only this machine sees."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if storage.local is not None and len(nodes) > 1 and not allow_local_out:
+        raise ConfigError(
+            f"--out {storage.out!r} is a local path and this Ray cluster has {len(nodes)} nodes: trials on other "
+            "nodes could not write there. Give an s3:// or gs:// URL, or a path on a mount every node sees "
+            "together with --allow-local-out"
+        )
+
+
+def run(plan: SweepPlan, prepared: Prepared, storage: SweepStorage, stored: list[dict[str, Any]], *, bar, verbose: bool) -> int:
+    """Run every method's missing trials in one Tune experiment; the number of trials run."""
+    sweep, sweep_id = plan.config.sweep, plan.config.base.sweep_id
+    journal = journal_storage(storage.journal_file())
+    searchers, remaining = {}, {}
+    for index, (name, method) in enumerate(plan.methods.items()):
+        study = method_study(method, index, sweep, sweep_id, journal, [r for r in stored if r["method"] == name])
+        remaining[name] = study.remaining
+        searchers[name] = OptunaSearch(
+            space=_Space(method=name, low=method.space.low, high=method.space.high, integer=method.space.integer,
+                         shared=dict(sweep.shared)),
+            metric=METRIC, mode=MODE, sampler=study.sampler, study_name=study_name(sweep_id, name), storage=journal,
+            points_to_evaluate=[{"strength": method.neutral}] if study.neutral_first else None,
+        )
+    ran = sum(remaining.values())
+    if not ran:
+        return 0
+    trainable = tune.with_parameters(
+        _trainable, plan=plan, prepared=ray.put(prepared), out=storage.out, threads=max(1, math.floor(sweep.resources.cpu))
+    )
+    trainable = tune.with_resources(trainable, {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu})
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=_MethodRouter(searchers, remaining), num_samples=ran, max_concurrent_trials=sweep.max_concurrent,
+            reuse_actors=True,
+        ),
+        run_config=RunConfig(
+            name=f"{sweep_id}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}", storage_path=storage.url("tune"),
+            failure_config=FailureConfig(max_failures=sweep.max_failures), verbose=1 if verbose else 0,
+            callbacks=[_Progress(bar, storage=storage, plan=plan)],
+        ),
+    )
+    tuner.fit()
+    return ran
+
+
+def _trainable(config: dict[str, Any], *, plan: SweepPlan, prepared, out: str, threads: int) -> None:
+    """One Tune trial: the suggested point through :func:`run_point`, its mean objectives reported."""
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ["MIA_KD_NODE_ID"] = ray.get_runtime_context().get_node_id()
+    if isinstance(prepared, ray.ObjectRef):  # with_parameters resolves it; a plain call may not
+        prepared = ray.get(prepared)
+    method: MethodPlan = plan.methods[config["method"]]
+    strength = method.fixed if method.fixed is not None else float(config["strength"])
+    tune_id = tune.get_context().get_trial_id()
+    result = run_point(
+        plan, prepared, method=method.name, strength=strength, trial_id=tune_id, optuna_trial=config["optuna_trial"],
+        shared={k: v for k, v in config.items() if k.startswith("distill.")}, out=out, threads=threads,
+    )
+    tune.report({**result.values, "method": method.name, "strength": strength, "seconds": result.seconds,
+                 "mia_trial_id": tune_id})
+
+
+@dataclass(frozen=True)
+class _Space:
+    """Define-by-run search space (a class, not a closure: Tune pickles the searcher into its checkpoints).
+
+    The strength (and any shared knobs) are searched; the method and the Optuna trial number travel to the
+    trainable as constants, so each stored row names the study trial it belongs to.
+    """
+
+    method: str
+    low: float
+    high: float
+    integer: bool
+    shared: dict[str, tuple[float, float]]
+
+    def __call__(self, trial) -> dict[str, Any]:
+        if self.low < self.high and self.integer:  # a discrete effect: fractions between would repeat a point
+            trial.suggest_int("strength", math.ceil(self.low), math.floor(self.high))
+        elif self.low < self.high:
+            trial.suggest_float("strength", self.low, self.high)
+        for key, (lo, hi) in self.shared.items():
+            trial.suggest_float(key, lo, hi)
+        return {"method": self.method, "optuna_trial": trial.number}
+
+
+class _MethodRouter(Searcher):
+    """One Tune search algorithm over every method's own OptunaSearch (one Optuna study per method).
+
+    Suggestions go round-robin over the methods that still have trials to run, so methods run side by side
+    and Tune reuses its actors across them; results are routed back to the study they came from.
+    """
+
+    def __init__(self, searchers: dict[str, Searcher], remaining: dict[str, int]) -> None:
+        super().__init__(metric=METRIC, mode=MODE)
+        self.searchers = searchers
+        self.remaining = {name: n for name, n in remaining.items() if n > 0}
+        self.owner: dict[str, str] = {}
+        self._turn = 0
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True  # each method's searcher was built with its own space, metric and mode
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if trial_id in self.owner:
+            return self.searchers[self.owner[trial_id]].suggest(trial_id)
+        names = [n for n in self.remaining if self.remaining[n] > 0]
+        if not names:
+            return Searcher.FINISHED
+        name = names[self._turn % len(names)]
+        self._turn += 1
+        self.remaining[name] -= 1
+        self.owner[trial_id] = name
+        return self.searchers[name].suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searchers[self.owner[trial_id]].on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self.searchers[self.owner[trial_id]].on_trial_complete(trial_id, result=result, error=error)
+
+
+class _Progress(Callback):
+    """One line per finished trial; failed trials become ``status=failed`` rows; the overall bar moves."""
+
+    def __init__(self, bar, *, storage: SweepStorage, plan: SweepPlan) -> None:
+        self.bar, self.storage, self.plan = bar, storage, plan
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its run config for Tuner.restore; the terminal's progress bar stays behind.
+        return {**self.__dict__, "bar": tqdm(disable=True)}
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        result = trial.last_result or {}
+        if PRIVACY.name in result:
+            stat = self.plan.config.base.metrics.privacy_objective
+            self.bar.write(
+                f"{result['method']:<18} strength {result['strength']:<8.4g} {stat} calib (selection) "
+                f"{result[PRIVACY.name]:.3f} eval {result[REPORTED_PRIVACY.name]:.3f}  task loss "
+                f"{result[UTILITY.name]:.3f}  {result['seconds']:.0f} s"
+            )
+        self.storage.push_journal()
+        self.bar.update()
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        error, method = _error_text(trial), trial.config["method"]
+        base, search = self.plan.config.base, self.plan.methods[method].search
+        strength = trial.config.get("strength", 0.0)
+        row = failed_row(
+            sweep_id=base.sweep_id, trial_id=trial.trial_id, error=error, method=method, strength=strength,
+            stage=search.stage, params=search.params, seed=base.seed, optuna_trial=trial.config.get("optuna_trial"),
+            tune_trial_id=trial.trial_id, config_hash=base.config_hash(),
+        )
+        write_trial(self.storage.out, sweep_id=base.sweep_id, method=method, trial_id=trial.trial_id,
+                    tables={"trials": pa.Table.from_pylist([row], schema=TRIALS)})
+        self.bar.write(f"{method:<18} strength {strength:<8.4g} FAILED: {error}")
+        self.bar.update()
+
+
+def _error_text(trial) -> str:
+    path = getattr(trial, "error_file", None)
+    text = Path(path).read_text(errors="replace").strip() if path and os.path.exists(path) else ""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else "the trial failed (no error text)"

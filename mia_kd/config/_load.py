@@ -118,7 +118,8 @@ def format_validation_error(
         # An error raised by a nested validator already names its key (relative to ``model``).
         if first["type"] == "value_error" and ": " in text and owner is None:
             message = f"{prefix}.{text}" if prefix else text
-    more = len(errors) - 1
+    # A config counts its other problems; a plug-in's options name the first only (as they always have).
+    more = len(errors) - 1 if owner is None else 0
     return message + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
 
 

@@ -9,7 +9,9 @@ Each block sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``:
 - ``methods-table``: the privacy methods (from the registry);
 - ``methods-effect``: ``benchmarks/results/methods_effect.md``, written by ``benchmarks/methods_effect.py``;
 - ``quickstart-trial`` and ``quickstart-sweep``: ``benchmarks/results/quickstart.md``'s sections of the same
-  names, written by ``benchmarks/quickstart.py``.
+  names, written by ``benchmarks/quickstart.py``;
+- ``search-efficiency`` and ``dp-sgd-speed``: ``benchmarks/results/search_efficiency.md`` and
+  ``dp_sgd_speed.md``, written by the benchmarks of the same names.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def blocks() -> dict[str, str]:
     if effect.is_file():
         out["methods-effect"] = effect.read_text().strip()
     out.update(_sections(RESULTS / "quickstart.md"))
+    for name, file in (("search-efficiency", "search_efficiency.md"), ("dp-sgd-speed", "dp_sgd_speed.md")):
+        if (RESULTS / file).is_file():
+            out[name] = (RESULTS / file).read_text().strip()
     return out
 
 

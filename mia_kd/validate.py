@@ -35,6 +35,12 @@ def check_config(config: TrialConfig) -> TrialConfig:
             validate_source(spec)
     for attack in config.attacks:
         check_attack_spec(attack.name, attack.params)
+    names = [attack.name for attack in config.attacks]
+    if config.privacy.vulnerability_attack not in names:
+        raise ConfigError(
+            f"privacy.vulnerability_attack: got {config.privacy.vulnerability_attack!r}, "
+            f"must be one of the configured attacks: {', '.join(names)}"
+        )
     privacy = config.privacy
     if privacy.strength is None:
         privacy = privacy.model_copy(update={"strength": method_class(privacy.method).neutral})

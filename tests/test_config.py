@@ -42,7 +42,7 @@ def test_config_hash_ignores_runtime_but_not_science():
     [
         ({"attacks": []}, "at least one attack"),
         ({"attacks": ["loss", "loss"]}, "duplicate"),
-        ({"attacks": [{"name": "recall", "shots": [1, 2]}], "privacy": {"vulnerability_attack": "recall"}}, "recall.shots"),
+        ({"attacks": [{"name": "recall", "shots": [1, 2]}]}, "recall.shots"),
         ({"tokenizer": {"vocab_size": 10}}, "tokenizer.vocab_size"),
         ({"sweep_id": "a/b"}, "sweep_id"),
     ],

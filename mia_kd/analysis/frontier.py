@@ -8,6 +8,10 @@ What is *reported* next to each point is the eval value of that same attack with
 the winner (a winner's curse). Hypervolumes are taken against one reference point per sweep, recorded in
 ``<results>/frontier.json`` the first time it is computed, so fronts of different methods, and of the same
 sweep analysed again after more trials, compare.
+
+A sweep trains its baseline (the neutral strength, plain distillation) once, as one method, and gives it to
+the study of every other method whose space holds the neutral strength (``baseline`` in ``sweep.json``):
+each of those methods' fronts includes it too, as it would have had the method trained it itself.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from mia_kd.analysis.pareto import hypervolume, knee_index, pareto_mask
 from mia_kd.analysis.results import Results
 from mia_kd.errors import UserError
 from mia_kd.objectives import PRIVACY, REPORTED_PRIVACY, SELECTION_COLUMNS, UTILITY, selection_points
-from mia_kd.store import SweepStorage
+from mia_kd.store import MANIFEST, SweepStorage
 
 SHOWN = (REPORTED_PRIVACY.column, REPORTED_PRIVACY.low, REPORTED_PRIVACY.high)  # eval, beside the selection values
 DEFAULT_MARGIN = 0.5
@@ -117,11 +121,16 @@ def compute_frontier(results: Results, reference: Reference) -> Frontier:
     points["on_method_front"] = False
     points["is_knee"] = False
     rows = []
-    groups = [("all", points.index.to_numpy())] + [(m, g.index.to_numpy()) for m, g in points.groupby("method", sort=True)]
+    own = {m: g.index.to_numpy() for m, g in points.groupby("method", sort=True, observed=True)}
+    given, shared_with = baseline_rows(results, points)
+    groups = [("all", points.index.to_numpy())] + [
+        (m, np.union1d(own.get(m, []), given).astype(int) if m in shared_with else own[m])
+        for m in sorted(set(own) | (set(shared_with) if len(given) else set()))
+    ]
     for method, idx in groups:
         on = pareto_mask(values[idx]) if method != "all" else points["on_front"].to_numpy()
-        if method != "all":
-            points.loc[idx[on], "on_method_front"] = True
+        if method != "all":  # on_method_front: on the front of the row's own method
+            points.loc[np.intersect1d(idx[on], own.get(method, [])), "on_method_front"] = True
         front = idx[on]
         knee = front[knee_index(values[front])]
         if method == "all":
@@ -136,6 +145,21 @@ def compute_frontier(results: Results, reference: Reference) -> Frontier:
     fronts = pd.concat([fronts.iloc[:1], fronts.iloc[1:].sort_values("hypervolume", ascending=False, kind="stable")])
     return Frontier(sweep_id=results.sweep_id, points=points, fronts=fronts.reset_index(drop=True),
                     reference=reference, privacy_label=stat)
+
+
+def baseline_rows(results: Results, points: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """The index in ``points`` of the sweep's baseline rows and the methods it was given to (``sweep.json``'s
+    ``baseline``); none where the results have no such manifest (a store of single trials, an older sweep)."""
+    text = SweepStorage.parse(results.root).read_text(MANIFEST)
+    try:
+        manifest = json.loads(text) if text is not None else {}
+    except json.JSONDecodeError:
+        manifest = {}
+    baseline = manifest.get("baseline") if manifest.get("sweep_id") == results.sweep_id else None
+    if not baseline:
+        return np.array([], dtype=int), []
+    rows = (points["method"].astype(str) == baseline["method"]) & (points["strength"] == float(baseline["strength"]))
+    return points.index[rows].to_numpy(), list(baseline["shared_with"])
 
 
 def write_frontier(frontier: Frontier, out: Path) -> list[Path]:

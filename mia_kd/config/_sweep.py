@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from mia_kd.config._trial import Strict, TrialConfig
 
-Sampler = Literal["tpe", "nsga2", "gp", "random", "grid"]
+Sampler = Literal["front", "tpe", "nsga2", "gp", "random", "grid"]
 
 
 class MethodSearch(Strict):
@@ -41,7 +41,11 @@ class SweepSection(Strict):
         default_factory=dict,
         description="knobs searched for every method, e.g. {distill.temperature: [1, 4], distill.alpha: [0.2, 0.8]}",
     )
-    sampler: Sampler = Field("tpe", description="Optuna sampler: tpe, nsga2, gp, random or grid")
+    sampler: Sampler = Field(
+        "front",
+        description="Optuna sampler: front (bisects one strength's privacy-utility front where its hypervolume can "
+        "still grow; TPE when sweep.shared adds knobs), tpe, nsga2, gp, random or grid",
+    )
     sampler_seed: int = Field(0, ge=0, description="seeds the sampler (each method's study gets seed + index)")
     resources: Resources = Field(default_factory=Resources)
     max_concurrent: int = Field(2, ge=1, description="trials running at once")

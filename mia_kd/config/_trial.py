@@ -216,11 +216,6 @@ class TrialConfig(Strict):
             raise ValueError("attacks: at least one attack is needed")
         if len(set(names)) != len(names):
             raise ValueError(f"attacks: duplicate names in {names}")
-        if self.privacy.vulnerability_attack not in names:
-            raise ValueError(
-                f"privacy.vulnerability_attack: got {self.privacy.vulnerability_attack!r}, "
-                f"must be one of the configured attacks: {', '.join(names)}"
-            )
         return self
 
     @model_validator(mode="after")

@@ -33,13 +33,34 @@ that influence into the student; ε does not bound what the student reveals abou
 membership.
 
 Per-sample gradients are computed here, not by Opacus's ``GradSampleModule``: on transformers' GPT-2 (tied
-input/output embeddings, ``Conv1D``) its hooks mode fails ("stack expects each tensor to be equal size"), its
-functorch mode fails ("Trying to add hooks twice"), and ``torch.func.vmap`` stops at the attention-mask code's
-data-dependent branch. So :func:`per_sample_gradients` runs one forward/backward per record of the batch,
-each record's loss being the trainer's ``loss_fn`` on its own unpadded ``(1, length)`` slice (teacher call
-included), so a Poisson batch's mixed lengths cost no padding. A tied weight is one parameter, so its
-per-sample gradient already sums both of its uses. Cost: ``batch`` forward/backward passes per step instead
-of one, and ``batch × n_params`` floats of per-sample gradients (the same memory Opacus would need).
+input/output embeddings, ``Conv1D``) its hooks mode fails ("stack expects each tensor to be equal size") and
+its functorch mode fails ("Trying to add hooks twice"). Two exact paths, chosen once per run by trying
+(:meth:`DpSgd.backward` logs which one runs, and the report names it as ``per_sample_gradients``):
+
+- ``vectorised`` (:func:`vectorised_per_sample_gradients`): one forward/backward for the whole batch, as
+  plain distillation takes. Each record gets its own copy of the weights (a stride-0 expand, so no copy
+  in memory) and ``torch.func.vmap`` runs the student over the records with ``functional_call``; the
+  trainer's ``loss_fn`` (teacher call included) then runs once on the batch's logits, and the gradient
+  with respect to record b's copy is that record's share of the batch loss. The student is called without
+  ``attention_mask``: with right padding, causal attention lets no padded position change a real one, and
+  the mask would send transformers' mask code into a data-dependent branch that vmap cannot trace; the
+  loss masks the padded positions. Exactness rests on the batch loss being the mean over the batch's
+  real target tokens of per-token terms (``distill_loss``, ``lm_loss``: every term a masked token mean),
+  so that it is ``Σ_b (n_b / N) · L_b`` with ``n_b`` record b's target tokens, ``N`` their sum and
+  ``L_b`` the record's own loss; dividing by ``n_b / N`` gives ``∇L_b``.
+- ``loop`` (:func:`per_sample_gradients`): one forward/backward per record, each record's loss being
+  ``loss_fn`` on its own unpadded ``(1, length)`` slice (teacher call included). Exact for any
+  ``loss_fn``, ``batch`` times the passes.
+
+The choice: on the run's first non-empty batch both paths run in float32 with dropout off, and the
+vectorised one is kept if vmap runs the model and its per-record gradients match the loop's to 1e-3 of
+each record's gradient norm (a loss that is not a token mean, e.g. a mean of per-record means, fails this
+as soon as the batch's lengths differ); otherwise the loop runs, with a warning saying why. A tied weight
+is one parameter on both paths, so its per-sample gradient sums both of its uses. In training mode each
+record draws its own dropout masks (``randomness="different"``), from another stream of random numbers
+than the loop's, so the two paths train students that agree in distribution, not bit for bit; the
+Poisson batches, the noise and so ε do not depend on the path. Memory: ``batch × n_params`` floats of
+per-sample gradients on both paths (the same as Opacus would need).
 """
 
 from __future__ import annotations
@@ -119,6 +140,63 @@ def per_sample_gradients(
     return torch.stack(losses), [torch.stack(per_param) for per_param in zip(*grads)]
 
 
+def vectorised_per_sample_gradients(
+    model: torch.nn.Module,
+    loss_fn: BatchLoss,
+    input_ids: torch.Tensor,
+    mask: torch.Tensor,
+    params: list[torch.nn.Parameter],
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The batch loss and each record's gradient of its own loss, in one vmapped forward/backward.
+
+    Same per-record gradients as :func:`per_sample_gradients` (up to float rounding) when ``loss_fn`` is a
+    mean over the batch's real target tokens (see the module docstring); a record with no target token
+    (length 1) gets zeros. Returns the batch loss (detached scalar; NaN for an empty batch) and, per
+    parameter, ``(batch, *p.shape)``. Raises whatever vmap raises on a model it cannot run.
+    """
+    batch = input_ids.shape[0]
+    if batch == 0:
+        return input_ids.new_full((), float("nan"), dtype=torch.float32), [p.new_zeros((0, *p.shape)) for p in params]
+    from torch.func import functional_call, vmap
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    name_of = {id(p): name for name, p in model.named_parameters()}
+    names = [name_of[id(p)] for p in params]
+    # One weight copy per record: gradients with respect to copy b are record b's alone.
+    copies = [p.detach().unsqueeze(0).expand(batch, *p.shape).requires_grad_() for p in params]
+
+    def record_logits(weights: list[torch.Tensor], ids: torch.Tensor) -> torch.Tensor:
+        # No attention_mask: right padding changes no real position under causal attention (module docstring).
+        return functional_call(model, dict(zip(names, weights)), (), {"input_ids": ids[None]}).logits[0]
+
+    # The math kernel: PyTorch's fused attention kernels have no vmap batching rule (vmap would loop over records).
+    with sdpa_kernel([SDPBackend.MATH]):
+        logits = vmap(record_logits, randomness="different")(copies, input_ids)
+    loss = loss_fn(logits, input_ids, mask)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"the training loss became {loss.item()}")
+    grads = torch.autograd.grad(loss, copies, allow_unused=True, materialize_grads=True)
+    # The batch loss is Σ_b (n_b / N) · L_b: divide record b's share by n_b / N to get ∇L_b.
+    n_targets = mask[:, 1:].sum(dim=1).to(torch.float32)
+    scale = torch.where(n_targets > 0, n_targets.sum() / n_targets.clamp_min(1.0), 0.0)
+    return loss.detach(), [g * scale.view(batch, *([1] * (g.dim() - 1))).to(g.dtype) for g in grads]
+
+
+def token_weighted_mean(losses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Records' losses averaged with weights = their target tokens: the batch's token-mean loss. NaN if empty."""
+    if losses.numel() == 0:
+        return losses.new_full((), float("nan"))
+    n_targets = mask[:, 1:].sum(dim=1).to(losses.dtype)
+    return (losses * n_targets).sum() / n_targets.sum().clamp_min(1.0)
+
+
+def _matches(fast: list[torch.Tensor], slow: list[torch.Tensor], rtol: float = 1e-3) -> bool:
+    """Every record's gradient (over all parameters) within ``rtol`` of the loop's norm for that record."""
+    diff = torch.stack([(f - s).flatten(1).pow(2).sum(1) for f, s in zip(fast, slow)]).sum(0).sqrt()
+    norm = torch.stack([s.flatten(1).pow(2).sum(1) for s in slow]).sum(0).sqrt()
+    return bool((diff <= rtol * norm + 1e-12).all())
+
+
 @METHODS.register()
 class DpSgd(PrivacyMethod):
     hook = "optimizer"
@@ -146,6 +224,7 @@ class DpSgd(PrivacyMethod):
         self._accountant: RDPAccountant | None = None  # set by wrap_training, i.e. only when not neutral
         self._delta = float("nan")
         self._sample_rate = float("nan")
+        self._path: str | None = None  # "vectorised" or "loop", chosen on the first non-empty batch
 
     @property
     def max_grad_norm(self) -> float:
@@ -221,13 +300,46 @@ class DpSgd(PrivacyMethod):
     def backward(self, model: torch.nn.Module, loss_fn, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Sets ``p.grad_sample`` ``(batch, *p.shape)`` on every trainable parameter for ``DPOptimizer.step``.
 
-        Returns the mean of the records' losses (the loop's running loss), detached; NaN for an empty batch.
+        Returns the batch's loss, the mean over its real target tokens (as plain distillation's), detached;
+        NaN for an empty batch. The first non-empty batch chooses the path (module docstring).
         """
         params = [p for p in model.parameters() if p.requires_grad]
-        losses, grads = per_sample_gradients(model, loss_fn, input_ids, mask, params)
+        if self._path is None and input_ids.shape[0]:
+            self._path = self._choose_path(model, loss_fn, input_ids, mask, params)
+        if self._path == "vectorised":
+            loss, grads = vectorised_per_sample_gradients(model, loss_fn, input_ids, mask, params)
+        else:
+            losses, grads = per_sample_gradients(model, loss_fn, input_ids, mask, params)
+            loss = token_weighted_mean(losses, mask)
         for p, grad_sample in zip(params, grads):
             p.grad_sample = grad_sample
-        return losses.mean()
+        return loss
+
+    @staticmethod
+    def _choose_path(
+        model: torch.nn.Module, loss_fn, input_ids: torch.Tensor, mask: torch.Tensor, params: list[torch.nn.Parameter]
+    ) -> str:
+        """``"vectorised"`` if vmap runs ``model`` and matches the loop on this batch (float32, no dropout),
+        else ``"loop"``."""
+        was_training = model.training
+        model.eval()  # no dropout: both paths must compute the same function
+        try:
+            with torch.autocast(input_ids.device.type, enabled=False):
+                try:
+                    _, fast = vectorised_per_sample_gradients(model, loss_fn, input_ids, mask, params)
+                except (RuntimeError, NotImplementedError, TypeError, ValueError) as error:
+                    log.warning("dp_sgd: vmap cannot run this model (%s: %s); per-sample gradients by a per-record "
+                                "loop (batch-size times slower)", type(error).__name__, str(error).splitlines()[0])
+                    return "loop"
+                _, slow = per_sample_gradients(model, loss_fn, input_ids, mask, params)
+        finally:
+            model.train(was_training)
+        if not _matches(fast, slow):
+            log.warning("dp_sgd: vectorised per-sample gradients differ from the per-record loop's (is the loss a "
+                        "mean over real target tokens?); per-sample gradients by a per-record loop")
+            return "loop"
+        log.info("dp_sgd: per-sample gradients vectorised (torch.func.vmap, one pass per batch)")
+        return "vectorised"
 
     @property
     def steps(self) -> int:
@@ -256,5 +368,6 @@ class DpSgd(PrivacyMethod):
             "max_grad_norm": self.max_grad_norm,
             "steps": self.steps,
             "clip_only": self.clip_only,
+            "per_sample_gradients": self._path,
             "accountant": f"rdp: opacus {version('opacus')} RDPAccountant, orders 1.1-63, Balle et al. 2020 conversion",
         }

@@ -1,4 +1,5 @@
-"""What a sweep will run, decided once before anything runs: each method's strength space and trial budget.
+"""What a sweep will run, decided once before anything runs: each method's strength space and trial budget,
+and which method trains the sweep's one baseline (the neutral strength, plain distillation).
 
 The plan reads only the config and the methods' declared spaces (never data or weights), so it is the same on
 the driver, in a resumed sweep and in ``sweep.json`` (docs/architecture.md §2).
@@ -28,6 +29,11 @@ class MethodPlan:
     space: StrengthSpace
     trials: int
     neutral: float
+
+    @property
+    def holds_neutral(self) -> bool:
+        """Whether the neutral strength (plain distillation, the same student for every method) is in the space."""
+        return self.space.low <= self.neutral <= self.space.high
 
     @property
     def fixed(self) -> float | None:
@@ -65,8 +71,30 @@ class SweepPlan:
         return cls(config, methods)
 
     @property
+    def baseline(self) -> str | None:
+        """The method whose neutral-strength trial is the sweep's baseline: ``none`` when swept, else the first
+        method whose space holds its neutral strength (``None`` when no method's does).
+
+        At its neutral strength every method is plain distillation bit for bit (docs/architecture.md §6), so
+        the baseline student is trained once, as this method, and added with its measured objectives to the
+        study of every method that :meth:`shares_baseline`, counting as one of that method's trials.
+        """
+        if "none" in self.methods and self.methods["none"].holds_neutral:
+            return "none"
+        return next((name for name, m in self.methods.items() if m.holds_neutral), None)
+
+    def shares_baseline(self, name: str) -> bool:
+        """Whether ``name``'s study is given the baseline trained as another method (instead of training it)."""
+        return name != self.baseline and self.baseline is not None and self.methods[name].holds_neutral
+
+    def students(self, name: str) -> int:
+        """How many search points ``name`` trains itself: its budget less the baseline it is given."""
+        return self.methods[name].trials - self.shares_baseline(name)
+
+    @property
     def total(self) -> int:
-        return sum(m.trials for m in self.methods.values())
+        """Search points the sweep trains (the baseline once)."""
+        return sum(self.students(name) for name in self.methods)
 
     def trial_config(
         self, method: str, strength: float, shared: dict[str, float], *, repeat: int, threads: int
@@ -97,6 +125,11 @@ class SweepPlan:
             started = old.get("started_at", started)
         return {
             "sweep_id": base.sweep_id, "prepare_key": key, "config_path": self.config.path, "started_at": started,
-            "plan": {name: m.trials for name, m in self.methods.items()},
+            # Search points each method trains itself (a method given the baseline trains one fewer than its budget).
+            "plan": {name: self.students(name) for name in self.methods},
+            "baseline": None if self.baseline is None else {
+                "method": self.baseline, "strength": self.methods[self.baseline].neutral,
+                "shared_with": [name for name in self.methods if self.shares_baseline(name)],
+            },
             "sweep": self.config.sweep.model_dump(mode="json"), "config": base.model_dump(mode="json"),
         }

@@ -3,7 +3,8 @@
 The flow (docs/architecture.md §2): the config is checked and the plan built before anything heavy starts;
 the split, teacher and reference model are prepared once and shared by every trial; the Tune adapter
 (:mod:`mia_kd.sweep.tune`, the only module that imports ray) runs the missing trials of each method's Optuna
-study, each trial calling :func:`mia_kd.sweep.point.run_point`; finally ``save_students: front`` removes students off the front.
+study, each trial calling :func:`mia_kd.sweep.point.run_point` (the baseline first, in an experiment of its
+own, so that every other method's study is given it instead of training it again); finally ``save_students: front`` removes students off the front.
 """
 
 from __future__ import annotations
@@ -67,7 +68,12 @@ def run_sweep(
     already = sum(1 for r in stored if r["status"] in ("completed", "failed"))
     bar = tqdm(total=plan.total, initial=min(already, plan.total), desc="sweep", unit="trial", disable=verbose,
                dynamic_ncols=True)
-    ran = tune.run(plan, prepared, storage, stored, bar=bar, verbose=verbose)
+    ran = 0
+    if plan.baseline is not None and not _has_baseline(plan, stored):
+        # The baseline first, alone: every other method's study is then given it instead of training it again.
+        ran += tune.run(plan, prepared, storage, stored, bar=bar, verbose=verbose, baseline_only=True)
+        stored = stored_trials(storage, sweep_id)
+    ran += tune.run(plan, prepared, storage, stored, bar=bar, verbose=verbose)
     bar.close()
     storage.push_journal()
     if config.sweep.save_students == "front":
@@ -79,11 +85,18 @@ def run_sweep(
     )
 
 
+def _has_baseline(plan: SweepPlan, stored: list[dict[str, Any]]) -> bool:
+    """Whether the baseline ran already (completed or failed: a failed one is not run again)."""
+    neutral = plan.methods[plan.baseline].neutral
+    return any(r["method"] == plan.baseline and float(r["strength"]) == neutral for r in stored)
+
+
 def stored_trials(storage: SweepStorage, sweep_id: str) -> list[dict[str, Any]]:
     """The sweep's ``trials`` rows so far (the columns resuming, reconciling and pruning read)."""
     if not storage.exists("trials"):
         return []
     table = read_table(storage.out, "trials", sweep_id=sweep_id)
-    wanted = [c for c in ("trial_id", "method", "status", "strength", "optuna_trial", PRIVACY.column, UTILITY.column)
+    wanted = [c for c in ("trial_id", "tune_trial_id", "method", "status", "strength", "optuna_trial", PRIVACY.column,
+                          UTILITY.column)
               if c in table.column_names]
     return table.select(wanted).to_pylist()

@@ -4,11 +4,18 @@ The Parquet store is the source of truth. Before a method's search (re)starts, i
 with it: a trial the study still holds as RUNNING (its driver was killed) becomes COMPLETE with the stored
 objectives if its rows landed, FAIL otherwise. Completed and failed trials in the store count toward the
 method's budget, so a resumed sweep runs only what is missing.
+
+The baseline (the neutral strength: plain distillation, the same student for every method) is trained once,
+as the plan's baseline method; every other method whose space holds its neutral strength is given it as a
+completed trial with the stored objectives (user attr ``trial_id``) instead of training it again, and it
+counts as one of that method's trials. It is added once: a study that holds a trial with that ``trial_id``
+is left as it is.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +26,8 @@ from optuna.trial import TrialState
 
 from mia_kd.config import SweepSection
 from mia_kd.objectives import DIRECTIONS, PRIVACY, UTILITY
-from mia_kd.sweep.plan import MethodPlan
+from mia_kd.sweep.plan import MethodPlan, SweepPlan
+from mia_kd.sweep.samplers import make_sampler
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +44,39 @@ def study_name(sweep_id: str, method: str) -> str:
     return f"{sweep_id}.{method}"
 
 
-def make_sampler(name: str, *, seed: int, trials: int, grid: dict[str, list[float]] | None = None) -> optuna.samplers.BaseSampler:
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, trials // 3)))
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, min(20, trials // 2)))
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=max(2, min(10, trials // 3)))
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "grid":
-        return optuna.samplers.GridSampler(grid or {}, seed=seed)
-    raise ValueError(f"unknown sampler {name!r}")
+@dataclass(frozen=True)
+class Baseline:
+    """The sweep's baseline search point as stored: trained once as ``method``, given to the other studies."""
+
+    method: str
+    trial_id: str  # the search point's id (its Tune trial id; its students' rows share it as tune_trial_id)
+    values: tuple[float, float]  # (privacy, utility): the stored objectives, averaged over repeats
+    shared: dict[str, float]  # the shared knobs (distill.*) it was trained with, if the sweep searches any
+
+
+def stored_baseline(
+    plan: SweepPlan, journal: optuna.storages.BaseStorage, stored: list[dict[str, Any]]
+) -> Baseline | None:
+    """The baseline's completed point in the store (``stored``: the sweep's trial rows), else ``None``."""
+    name = plan.baseline
+    if name is None:
+        return None
+    neutral = plan.methods[name].neutral
+    rows = [r for r in stored if r["method"] == name and r["status"] == "completed" and float(r["strength"]) == neutral]
+    if not rows:
+        return None
+    point = rows[0].get("tune_trial_id") or rows[0]["trial_id"]
+    rows = [r for r in rows if (r.get("tune_trial_id") or r["trial_id"]) == point]  # its repeats
+    values = tuple(float(np.mean([r[objective.column] for r in rows])) for objective in (PRIVACY, UTILITY))
+    shared: dict[str, float] = {}
+    if plan.config.sweep.shared:  # the knobs it ran with are in the baseline method's study
+        study = optuna.load_study(study_name=study_name(plan.config.base.sweep_id, name), storage=journal)
+        trial = next((t for t in study.get_trials(deepcopy=False) if t.number == rows[0]["optuna_trial"]), None)
+        if trial is None or not set(plan.config.sweep.shared) <= set(trial.params):
+            log.warning("the baseline %s is not in the Optuna journal: other methods' studies are not given it", point)
+            return None
+        shared = {key: float(trial.params[key]) for key in plan.config.sweep.shared}
+    return Baseline(name, str(point), values, shared)
 
 
 @dataclass(frozen=True)
@@ -62,25 +91,57 @@ class MethodStudy:
 
 def method_study(
     method: MethodPlan, index: int, sweep: SweepSection, sweep_id: str, journal: optuna.storages.BaseStorage,
-    stored: list[dict[str, Any]],
+    stored: list[dict[str, Any]], *, trains_baseline: bool = False, baseline: Baseline | None = None,
 ) -> MethodStudy:
-    """Open (or create) ``method``'s study in ``journal`` and reconcile it with its ``stored`` trial rows."""
+    """Open (or create) ``method``'s study in ``journal`` and reconcile it with its ``stored`` trial rows.
+
+    ``trains_baseline``: ``method`` is the plan's baseline method (its neutral strength is enqueued first);
+    ``baseline``: the stored baseline trained as another method, added to this study once (counted in its
+    budget). Either way the neutral strength is left out of a grid: it is evaluated once, not again by it.
+    """
     low, high = method.space.low, method.space.high
-    grid = {"strength": method.grid()} if low < high else {}
+    points = method.grid()
+    if (trains_baseline or baseline is not None) and method.holds_neutral:
+        points = [p for p in points if p != method.neutral] or points
+    grid = {"strength": points} if low < high else {}
     sampler = make_sampler(sweep.sampler, seed=sweep.sampler_seed + index, trials=method.trials, grid=grid)
     study = optuna.create_study(
         storage=journal, study_name=study_name(sweep_id, method.name), directions=DIRECTIONS, sampler=sampler,
         load_if_exists=True,
     )
     state = reconcile(study, stored, neutral=method.neutral)
-    remaining = max(0, method.trials - state.done)
+    given = baseline is not None and add_baseline(study, baseline, method, sweep)
+    remaining = max(0, method.trials - state.done - given)
     if remaining:
         log.info("%s: %d of %d trials to run (strength in [%g, %g])", method.name, remaining, method.trials, low, high)
-    # The grid sampler's first point is the range's low end: where that is the neutral value, the grid
-    # already evaluates it and enqueueing it too would run it twice.
-    in_grid = sweep.sampler == "grid" and method.neutral in grid.get("strength", [])
-    neutral_first = low < high and low <= method.neutral <= high and not state.neutral_done and not in_grid
+    neutral_first = trains_baseline and low < high and method.holds_neutral and not state.neutral_done
     return MethodStudy(sampler, remaining, neutral_first)
+
+
+def add_baseline(study: optuna.Study, baseline: Baseline, method: MethodPlan, sweep: SweepSection) -> bool:
+    """Give ``study`` the ``baseline`` as a completed trial at ``method``'s neutral strength, unless it holds
+    it already; whether the study holds it now (it counts as one of the method's trials)."""
+    if any(t.user_attrs.get("trial_id") == baseline.trial_id for t in study.get_trials(deepcopy=False)):
+        return True
+    low, high = method.space.low, method.space.high
+    params: dict[str, float] = dict(baseline.shared)
+    distributions: dict[str, optuna.distributions.BaseDistribution] = {
+        key: optuna.distributions.FloatDistribution(lo, hi) for key, (lo, hi) in sweep.shared.items()
+    }
+    if low < high:  # the search space of the Tune adapter's _Space, so the samplers read it as theirs
+        if method.space.integer:
+            params["strength"] = int(method.neutral)
+            distributions["strength"] = optuna.distributions.IntDistribution(math.ceil(low), math.floor(high))
+        else:
+            params["strength"] = method.neutral
+            distributions["strength"] = optuna.distributions.FloatDistribution(low, high)
+    study.add_trial(optuna.trial.create_trial(
+        params=params, distributions=distributions, values=list(baseline.values),
+        user_attrs={"trial_id": baseline.trial_id, "baseline_of": baseline.method},
+    ))
+    log.info("%s: given the baseline %s (trained as %s) instead of training it again", method.name,
+             baseline.trial_id, baseline.method)
+    return True
 
 
 @dataclass(frozen=True)

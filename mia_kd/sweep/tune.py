@@ -31,7 +31,7 @@ from mia_kd.store import TRIALS, SweepStorage, write_trial
 from mia_kd.store.rows import failed_row
 from mia_kd.sweep.plan import MethodPlan, SweepPlan
 from mia_kd.sweep.point import run_point
-from mia_kd.sweep.study import journal_storage, method_study, study_name
+from mia_kd.sweep.study import journal_storage, method_study, stored_baseline, study_name
 
 METRIC, MODE = list(NAMES), list(MODES)  # Tune wants lists
 
@@ -59,14 +59,27 @@ def check_shared(storage: SweepStorage, allow_local_out: bool) -> None:
         )
 
 
-def run(plan: SweepPlan, prepared: Prepared, storage: SweepStorage, stored: list[dict[str, Any]], *, bar, verbose: bool) -> int:
-    """Run every method's missing trials in one Tune experiment; the number of trials run."""
+def run(
+    plan: SweepPlan, prepared: Prepared, storage: SweepStorage, stored: list[dict[str, Any]], *, bar, verbose: bool,
+    baseline_only: bool = False,
+) -> int:
+    """Run every method's missing trials in one Tune experiment; the number of trials run.
+
+    ``baseline_only``: run just the baseline (the plan's baseline method at its neutral strength), so that the
+    experiment after it can give it to every other method's study (see :mod:`mia_kd.sweep.study`).
+    """
     sweep, sweep_id = plan.config.sweep, plan.config.base.sweep_id
     journal = journal_storage(storage.journal_file())
+    baseline = None if baseline_only else stored_baseline(plan, journal, stored)
     searchers, remaining = {}, {}
     for index, (name, method) in enumerate(plan.methods.items()):
-        study = method_study(method, index, sweep, sweep_id, journal, [r for r in stored if r["method"] == name])
-        remaining[name] = study.remaining
+        if baseline_only and name != plan.baseline:
+            continue
+        study = method_study(
+            method, index, sweep, sweep_id, journal, [r for r in stored if r["method"] == name],
+            trains_baseline=name == plan.baseline, baseline=baseline if plan.shares_baseline(name) else None,
+        )
+        remaining[name] = min(1, study.remaining) if baseline_only else study.remaining
         searchers[name] = OptunaSearch(
             space=_Space(method=name, low=method.space.low, high=method.space.high, integer=method.space.integer,
                          shared=dict(sweep.shared)),
@@ -87,7 +100,8 @@ def run(plan: SweepPlan, prepared: Prepared, storage: SweepStorage, stored: list
             reuse_actors=True,
         ),
         run_config=RunConfig(
-            name=f"{sweep_id}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}", storage_path=storage.url("tune"),
+            name=f"{sweep_id}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}{'-baseline' * baseline_only}",
+            storage_path=storage.url("tune"),
             failure_config=FailureConfig(max_failures=sweep.max_failures), verbose=1 if verbose else 0,
             callbacks=[_Progress(bar, storage=storage, plan=plan)],
         ),

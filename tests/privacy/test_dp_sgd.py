@@ -8,7 +8,9 @@ from transformers import AutoModelForCausalLM, GPT2Config
 
 from mia_kd.errors import ConfigError
 from mia_kd.privacy import MethodContext, build_method, check_method
-from mia_kd.privacy.dp_sgd import per_sample_gradients
+from mia_kd.distill.loss import distill_loss
+from mia_kd.privacy.dp_sgd import per_sample_gradients, token_weighted_mean, vectorised_per_sample_gradients
+from tests._tolerance import float32_atol, forward_ops
 
 
 def small_gpt2() -> torch.nn.Module:
@@ -61,6 +63,146 @@ def test_per_sample_gradients_are_the_gradients_of_each_records_own_loss():
     loss = token_mean_ce(model(input_ids=unpadded).logits, unpadded, torch.ones_like(unpadded))
     (alone,) = torch.autograd.grad(loss, [params[wte]])
     torch.testing.assert_close(padded[wte][1], alone, atol=1e-6, rtol=1e-4)
+
+
+def right_padded_batch(lengths: list[int], seq: int = 9) -> tuple[torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    ids = torch.randint(1, 64, (len(lengths), seq))
+    mask = (torch.arange(seq) < torch.tensor(lengths)[:, None]).long()
+    return ids * mask, mask  # pad id 0
+
+
+def teacher_loss(seed: int = 5):
+    """The trainer's loss: a teacher called with the mask inside, then ``distill_loss`` (token means)."""
+    teacher = _seeded_gpt2(seed)
+
+    def loss_fn(logits, ids, mask):
+        with torch.no_grad():
+            teacher_logits = teacher(input_ids=ids, attention_mask=mask).logits
+        return distill_loss(logits, teacher_logits, ids, mask, temperature=2.0, alpha=0.5)
+
+    return loss_fn
+
+
+def _seeded_gpt2(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=64, n_layer=1, n_embd=16, n_head=2, n_positions=32, bos_token_id=0, eos_token_id=0)
+    return AutoModelForCausalLM.from_config(config).eval()
+
+
+def test_vectorised_per_sample_gradients_equal_the_per_record_loops():
+    model = small_gpt2()
+    params = [p for p in model.parameters() if p.requires_grad]
+    ids, mask = right_padded_batch([9, 5, 1, 7, 3])  # mixed lengths; a record of one token has no target
+    loss_fn = teacher_loss()
+
+    losses, slow = per_sample_gradients(model, loss_fn, ids, mask, params)
+    loss, fast = vectorised_per_sample_gradients(model, loss_fn, ids, mask, params)
+    # Each gradient passes forward and back through the same roundings: twice a forward pass's count.
+    ops = 2 * forward_ops(model.config, ids.shape[1])
+    for p, f, s in zip(params, fast, slow):
+        assert f.shape == s.shape == (5, *p.shape)
+        torch.testing.assert_close(f, s, atol=float32_atol(s, ops=ops), rtol=0)
+    assert bool((fast[0][2] == 0).all())  # the one-token record: no target, no gradient
+    # The batch loss is the token mean, i.e. the records' losses weighted by their target tokens.
+    assert float(loss) == pytest.approx(float(token_weighted_mean(losses, mask)), rel=1e-6)
+    with torch.no_grad():
+        batch_loss = loss_fn(model(input_ids=ids, attention_mask=mask).logits, ids, mask)
+    assert float(loss) == pytest.approx(float(batch_loss), rel=1e-6)
+
+
+def test_dp_sgd_takes_one_vectorised_pass_per_batch_on_gpt2():
+    model = no_dropout(small_gpt2()).train()  # training mode, without dropout's randomness in the loss
+    method = build_method("dp_sgd", 1.0, {}, MethodContext(vulnerability=None, vocab_size=64, seed=0))
+    ids, mask = right_padded_batch([9, 5, 7, 3])
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    method.backward(model, token_mean_ce, ids, mask)  # the first batch also checks the path against the loop
+    calls.clear()
+    loss = method.backward(model, token_mean_ce, ids, mask)
+    assert len(calls) == 1  # one forward for the batch, not one per record
+    assert all(p.grad_sample.shape == (4, *p.shape) for p in model.parameters())
+    # the running loss is the batch's token mean, as plain distillation reports it
+    with torch.no_grad():
+        expected = token_mean_ce(model(input_ids=ids, attention_mask=mask).logits, ids, mask)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+
+
+class DataDependent(torch.nn.Module):
+    """A GPT-2 behind a branch on its input's values: vmap cannot run it, the per-record loop can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = small_gpt2()
+
+    def forward(self, input_ids, attention_mask=None):
+        if bool((input_ids > 0).any()):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+        return self.inner(input_ids=input_ids + 1, attention_mask=attention_mask)
+
+
+def per_record_mean_ce(logits, ids, mask):
+    """Not a token mean: each record's mean, then the mean over records (gives short records more weight)."""
+    targets, m = ids[:, 1:], mask[:, 1:].float()
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets, reduction="none")
+    return ((nll * m).sum(1) / m.sum(1).clamp_min(1)).mean()
+
+
+@pytest.mark.parametrize("case", ["vmap fails", "not a token mean"])
+def test_the_per_record_loop_runs_where_the_vectorised_path_fails_or_differs(case, caplog):
+    if case == "vmap fails":
+        model, loss_fn = DataDependent().eval(), token_mean_ce
+    else:
+        model, loss_fn = small_gpt2(), per_record_mean_ce
+    params = [p for p in model.parameters() if p.requires_grad]
+    method = build_method("dp_sgd", 1.0, {}, MethodContext(vulnerability=None, vocab_size=64, seed=0))
+    ids, mask = right_padded_batch([9, 5, 7, 3])
+    with caplog.at_level("WARNING", logger="mia_kd.privacy.dp_sgd"):
+        method.backward(model, loss_fn, ids, mask)
+    assert ("vmap cannot run this model" if case == "vmap fails" else "differ from the per-record loop") in caplog.text
+    _, expected = per_sample_gradients(model, loss_fn, ids, mask, params)
+    for p, e in zip(params, expected):
+        assert torch.equal(p.grad_sample, e)  # the loop's gradients, exactly
+
+
+def no_dropout(model: torch.nn.Module) -> torch.nn.Module:
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    return model
+
+
+@pytest.mark.parametrize("dropout", [False, True])
+def test_vectorised_dp_sgd_trains_the_loops_student_with_the_same_epsilon(
+    dropout, rows, record_ids, teacher, tiny_student, weight_diff, monkeypatch
+):
+    from mia_kd.config import DistillConfig
+    from mia_kd.distill.trainer import distill
+    from mia_kd.privacy.dp_sgd import DpSgd
+
+    def run(path: str | None):
+        if path == "loop":
+            monkeypatch.setattr(DpSgd, "_choose_path", staticmethod(lambda *args: "loop"))
+        else:
+            monkeypatch.undo()
+        method = build_method("dp_sgd", 1.0, {}, MethodContext(vulnerability=None, vocab_size=64, seed=0, n_records=40))
+        student = tiny_student(7) if dropout else no_dropout(tiny_student(7))
+        result = distill(student, teacher, rows, DistillConfig(epochs=2, batch_size=8, lr=1e-3), seed=0, pad_id=0,
+                         device=torch.device("cpu"), method=method, record_ids=record_ids)
+        return result, method.report()
+
+    loop, loop_report = run("loop")
+    fast, fast_report = run(None)
+    assert (loop_report["per_sample_gradients"], fast_report["per_sample_gradients"]) == ("loop", "vectorised")
+    # Same Poisson batches and noise, same accountant: the same ε, bit for bit.
+    assert {k: v for k, v in fast_report.items() if k != "per_sample_gradients"} == {
+        k: v for k, v in loop_report.items() if k != "per_sample_gradients"}
+    if not dropout:
+        # The same computation up to float rounding: the students agree far below one step's size (lr 1e-3).
+        assert weight_diff(fast.student, loop.student) < 1e-5
+    else:
+        # Each path draws its own dropout masks: the students differ as two draws of the same run would.
+        assert 0 < weight_diff(fast.student, loop.student) < 1e-2
 
 
 @pytest.mark.filterwarnings("ignore:Optimal order is the smallest alpha")  # σ = 1e-6: ε is astronomical

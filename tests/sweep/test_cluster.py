@@ -155,7 +155,7 @@ def test_job_submit_runs_trials_on_both_nodes(cluster, job_sweep, tmp_path):
     done = cluster.submit(str(job_sweep), "--out", str(out), "--allow-local-out")
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     trials = _trials(out)
-    assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["status"] == "completed").all()
+    assert len(trials) == 3 and trials["trial_id"].is_unique and (trials["status"] == "completed").all()
     roles = _nodes(cluster)
     ran_on = {roles.get(node) for node in trials["node_id"]}
     assert ran_on == {"head", "worker"}, f"trials ran on {ran_on}"
@@ -183,7 +183,7 @@ def test_a_killed_worker_node_loses_no_trial(cluster, job_sweep, tmp_path):
             os.killpg(job.pid, signal.SIGKILL)
     assert job.returncode == 0, output[-3000:]
     trials = _trials(out)
-    assert len(trials) == 4 and trials["trial_id"].is_unique, trials[["trial_id", "status"]]
+    assert len(trials) == 3 and trials["trial_id"].is_unique, trials[["trial_id", "status"]]
     assert (trials["status"] == "completed").all(), trials[["trial_id", "status", "error"]]
     # The trial that was on the dead node failed once and ran again; nothing it wrote half-way shows.
     state = next((out / "tune").glob("*/experiment_state-*.json")).read_text()

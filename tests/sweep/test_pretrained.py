@@ -122,7 +122,7 @@ def test_two_trial_sweep_from_local_folders(ray_session, ci_raw, hub, tmp_path, 
     raw = _finetune(ci_raw, hub) if mode == "finetune" else _pretraining(ci_raw, hub)
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump({**raw, "sweep": {"methods": {"none": {}, "temperature": {}},
-                                                     "trials_per_method": 1, "save_students": "none"}}))
+                                                     "trials_per_method": 2, "save_students": "none"}}))
     outcome = run_sweep(path, out=str(tmp_path / "out"))
     trials = read_table(str(tmp_path / "out"), "trials").to_pandas()
     assert outcome.completed == 2 and (trials["membership"] == mode).all()

@@ -111,6 +111,7 @@ def sweep_section(out: str) -> str:
     manifest = json.loads((Path(out) / "sweep.json").read_text())
     ends = pd.to_datetime(done["started_at"], utc=True) + pd.to_timedelta(wall, unit="s")
     minutes = (ends.max() - pd.Timestamp(manifest["started_at"])).total_seconds() / 60
+    teacher = "a cached teacher" if done["teacher_cache_hit"].all() else "the teacher trained"
 
     def point(r) -> str:
         return (f"`{r.method}` at {r.strength:.3g} (calib {r.selection_privacy:.3f}; eval AUC "
@@ -122,7 +123,7 @@ def sweep_section(out: str) -> str:
     return "\n".join([
         f"Measured {date.today()} on {_machine()} with `python benchmarks/quickstart.py sweep {out}` on the "
         f"results of `mia-kd sweep sweeps/quickstart.yaml` ({len(done)} completed and {results.n_failed} failed "
-        f"trials; the sweep ran {minutes:.1f} min from its start to its last trial's end, preparation included; a "
+        f"trials; the sweep ran {minutes:.1f} min from its start to its last trial's end, preparation ({teacher}) included; a "
         f"trial took {wall.min():.0f} to {wall.max():.0f} s). Fronts, knees and rankings are chosen on "
         "calib (the worst attack's calib AUC); the AUCs shown are the eval values of the attacks chosen there.",
         "",

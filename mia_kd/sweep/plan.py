@@ -83,6 +83,13 @@ class SweepPlan:
             return "none"
         return next((name for name, m in self.methods.items() if m.holds_neutral), None)
 
+    def baseline_rows(self, stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows of ``stored`` (the sweep's trial rows, any status) that are the baseline's."""
+        if self.baseline is None:
+            return []
+        neutral = self.methods[self.baseline].neutral
+        return [r for r in stored if r["method"] == self.baseline and float(r["strength"]) == neutral]
+
     def shares_baseline(self, name: str) -> bool:
         """Whether ``name``'s study is given the baseline trained as another method (instead of training it)."""
         return name != self.baseline and self.baseline is not None and self.methods[name].holds_neutral

@@ -69,7 +69,8 @@ def run_sweep(
     bar = tqdm(total=plan.total, initial=min(already, plan.total), desc="sweep", unit="trial", disable=verbose,
                dynamic_ncols=True)
     ran = 0
-    if plan.baseline is not None and not _has_baseline(plan, stored):
+    # A baseline already stored (completed or failed: a failed one is not run again) is not run again.
+    if plan.baseline is not None and not plan.baseline_rows(stored):
         # The baseline first, alone: every other method's study is then given it instead of training it again.
         ran += tune.run(plan, prepared, storage, stored, bar=bar, verbose=verbose, baseline_only=True)
         stored = stored_trials(storage, sweep_id)
@@ -83,12 +84,6 @@ def run_sweep(
         out=storage.out, journal=storage.journal_file(), ran=ran, completed=sum(r["status"] == "completed" for r in rows),
         failed=sum(r["status"] == "failed" for r in rows), seconds=time.perf_counter() - start,
     )
-
-
-def _has_baseline(plan: SweepPlan, stored: list[dict[str, Any]]) -> bool:
-    """Whether the baseline ran already (completed or failed: a failed one is not run again)."""
-    neutral = plan.methods[plan.baseline].neutral
-    return any(r["method"] == plan.baseline and float(r["strength"]) == neutral for r in stored)
 
 
 def stored_trials(storage: SweepStorage, sweep_id: str) -> list[dict[str, Any]]:

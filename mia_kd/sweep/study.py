@@ -44,6 +44,11 @@ def study_name(sweep_id: str, method: str) -> str:
     return f"{sweep_id}.{method}"
 
 
+def mean_objectives(rows: list[dict[str, Any]]) -> tuple[float, float]:
+    """(privacy, utility) of one search point: its stored rows' selection objectives, averaged over repeats."""
+    return tuple(float(np.mean([r[objective.column] for r in rows])) for objective in (PRIVACY, UTILITY))
+
+
 @dataclass(frozen=True)
 class Baseline:
     """The sweep's baseline search point as stored: trained once as ``method``, given to the other studies."""
@@ -59,15 +64,12 @@ def stored_baseline(
 ) -> Baseline | None:
     """The baseline's completed point in the store (``stored``: the sweep's trial rows), else ``None``."""
     name = plan.baseline
-    if name is None:
-        return None
-    neutral = plan.methods[name].neutral
-    rows = [r for r in stored if r["method"] == name and r["status"] == "completed" and float(r["strength"]) == neutral]
+    rows = [r for r in plan.baseline_rows(stored) if r["status"] == "completed"]
     if not rows:
         return None
     point = rows[0].get("tune_trial_id") or rows[0]["trial_id"]
     rows = [r for r in rows if (r.get("tune_trial_id") or r["trial_id"]) == point]  # its repeats
-    values = tuple(float(np.mean([r[objective.column] for r in rows])) for objective in (PRIVACY, UTILITY))
+    values = mean_objectives(rows)
     shared: dict[str, float] = {}
     if plan.config.sweep.shared:  # the knobs it ran with are in the baseline method's study
         study = optuna.load_study(study_name=study_name(plan.config.base.sweep_id, name), storage=journal)
@@ -110,19 +112,20 @@ def method_study(
         load_if_exists=True,
     )
     state = reconcile(study, stored, neutral=method.neutral)
-    given = baseline is not None and add_baseline(study, baseline, method, sweep)
-    remaining = max(0, method.trials - state.done - given)
+    if baseline is not None:
+        add_baseline(study, baseline, method, sweep)
+    remaining = max(0, method.trials - state.done - (baseline is not None))
     if remaining:
         log.info("%s: %d of %d trials to run (strength in [%g, %g])", method.name, remaining, method.trials, low, high)
     neutral_first = trains_baseline and low < high and method.holds_neutral and not state.neutral_done
     return MethodStudy(sampler, remaining, neutral_first)
 
 
-def add_baseline(study: optuna.Study, baseline: Baseline, method: MethodPlan, sweep: SweepSection) -> bool:
+def add_baseline(study: optuna.Study, baseline: Baseline, method: MethodPlan, sweep: SweepSection) -> None:
     """Give ``study`` the ``baseline`` as a completed trial at ``method``'s neutral strength, unless it holds
-    it already; whether the study holds it now (it counts as one of the method's trials)."""
+    it already (it counts as one of the method's trials)."""
     if any(t.user_attrs.get("trial_id") == baseline.trial_id for t in study.get_trials(deepcopy=False)):
-        return True
+        return
     low, high = method.space.low, method.space.high
     params: dict[str, float] = dict(baseline.shared)
     distributions: dict[str, optuna.distributions.BaseDistribution] = {
@@ -141,7 +144,6 @@ def add_baseline(study: optuna.Study, baseline: Baseline, method: MethodPlan, sw
     ))
     log.info("%s: given the baseline %s (trained as %s) instead of training it again", method.name,
              baseline.trial_id, baseline.method)
-    return True
 
 
 @dataclass(frozen=True)
@@ -169,8 +171,7 @@ def reconcile(study: optuna.Study, stored: list[dict[str, Any]], *, neutral: flo
             continue
         rows = [r for r in by_number.get(trial.number, []) if r["status"] == "completed"]
         if rows:
-            values = [float(np.mean([r[objective.column] for r in rows])) for objective in (PRIVACY, UTILITY)]
-            study.tell(trial.number, values)
+            study.tell(trial.number, list(mean_objectives(rows)))
             marked_complete += 1
         else:
             study.tell(trial.number, state=TrialState.FAIL)

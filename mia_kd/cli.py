@@ -1,22 +1,32 @@
-"""The ``mia-kd`` command line. User errors become one line on stderr and exit code 2."""
+"""The ``mia-kd`` command line. User errors become one line on stderr and exit code 2; any other error one
+line and exit code 1 (its traceback with ``-v``).
+
+Parsing the arguments imports nothing heavy (``--help`` answers in a blink): each command imports what it
+needs inside its function, and ``mia-kd methods`` reads the methods' metadata without torch.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 
 from mia_kd import __version__
-from mia_kd.analysis.frontier import DEFAULT_MARGIN
 from mia_kd.errors import UserError
 
 log = logging.getLogger("mia_kd")
 
+EXIT_ERROR = 1
 EXIT_USER_ERROR = 2
+# mia_kd.analysis.frontier.DEFAULT_MARGIN, for the help text only: importing it would load pandas and pyarrow
+# on every --help (tests/test_cli.py keeps the two equal).
+FRONTIER_DEFAULT_MARGIN = 0.5
+# What `pip install "mia-kd[sweep]"` adds to the base (analysis) install (pyproject.toml).
+SWEEP_EXTRA = frozenset({"torch", "ray", "transformers", "tokenizers", "datasets", "optuna", "opacus", "sklearn"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,13 +36,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(args, "overrides") and not sys.stderr.isatty():
         args.overrides = ["runtime.progress=false", *args.overrides]  # no progress bars in log files
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below and not at interpreter exit
+        return code
     except UserError as exc:
         print(f"mia-kd: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("mia-kd: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `mia-kd methods | head`: the reader has what it wanted; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's own flush must not fail again
+        return EXIT_ERROR
+    except Exception as exc:  # a bug or an environment problem, not the user's input: still one line
+        missing = exc.name.split(".")[0] if isinstance(exc, ModuleNotFoundError) and exc.name else None
+        if missing in SWEEP_EXTRA:  # the base install is the analysis side; trials and sweeps need the extra
+            print(f"mia-kd: error: mia-kd {args.command} needs {missing}, which is not installed here; install the "
+                  "sweep extra: pip install 'mia-kd[sweep]'", file=sys.stderr)
+            return EXIT_USER_ERROR
+        verbose = getattr(args, "verbose", False)
+        if verbose:
+            traceback.print_exc()
+        lines = str(exc).strip().splitlines()
+        message = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        hint = "" if verbose else " (rerun with -v for the traceback)"
+        print(f"mia-kd: error: {message}{hint}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("out", help="a sweep's results folder")
     export.add_argument("trial_id", help="the trial whose student to export (see mia-kd status)")
     export.add_argument("dest", help="destination folder (must not exist)")
+    export.add_argument("--license", help="the model card's license, a Hub license id such as apache-2.0 (default: other)")
     _verbosity(export)
     export.set_defaults(func=_cmd_export)
 
@@ -91,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         "reference point is recorded in DIR/frontier.json the first time, so later runs compare.",
     )
     frontier.add_argument("--margin", type=float, help=f"reference point = none baseline + MARGIN x |baseline| "
-                          f"(default {DEFAULT_MARGIN}; only when no point is recorded yet)")
+                          f"(default {FRONTIER_DEFAULT_MARGIN}; only when no point is recorded yet)")
     frontier.add_argument("--reference-point", type=_pair, metavar="PRIVACY,UTILITY",
                           help="set the reference point instead (only when none is recorded yet)")
     frontier.set_defaults(func=_cmd_frontier)
@@ -121,16 +151,20 @@ def _parser() -> argparse.ArgumentParser:
 
     report = _analysis_parser(
         sub, "report", "one self-contained HTML page: summary, frontier, methods, asymmetry, ROC, ensemble",
-        "Writes DIR/analysis/report.html unless --out FILE is given.",
+        "Writes report.html into --out (default: DIR/analysis).",
     )
+    report.add_argument("--plotly-js", choices=("inline", "cdn"), default="inline",
+                        help="inline: plotly.js inside the page, works offline (default); cdn: load it from cdn.plot.ly")
     report.set_defaults(func=_cmd_report)
 
     validate = sub.add_parser(
         "validate", help="check a trial or sweep config completely, without downloading or training",
-        description="Checks names, ranges, data files and local pretrained models (causal LM, shared vocabulary) "
-        "and prints the resolved config. Hub ids are listed as not checked.",
+        description="Checks names, ranges, local data files (readable, the text column, enough records for the "
+        "split), local pretrained models (the folder, causal LM, shared vocabulary) and the cache folder, and "
+        "lists every problem, one line each (exit code 2). Hub ids are listed as not checked.",
     )
     validate.add_argument("config", help="YAML trial or sweep config")
+    validate.add_argument("--print-config", action="store_true", help="also print the resolved config as YAML")
     _overrides(validate, "tokenizer.max_length=256")
     _verbosity(validate)
     validate.set_defaults(func=_cmd_validate)
@@ -148,7 +182,8 @@ def _analysis_parser(sub, name: str, help: str, description: str) -> argparse.Ar
     parser = sub.add_parser(name, help=help, description=f"{help[0].upper()}{help[1:]}. {description}")
     parser.add_argument("dir", help="a results folder (mia-kd sweep --out)")
     parser.add_argument("--sweep-id", help="which sweep, when the folder holds several")
-    parser.add_argument("--out", help="where to write (default: DIR/analysis)")
+    parser.add_argument("--out", metavar="FOLDER", help="folder to write into, created if missing (default: "
+                        "DIR/analysis); with --out nothing is written to DIR, so DIR may be read-only")
     _verbosity(parser)
     return parser
 
@@ -234,7 +269,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from mia_kd.sweep.export import export_student
 
-    dest = export_student(args.out, args.trial_id, args.dest)
+    dest = export_student(args.out, args.trial_id, args.dest, license=args.license)
     print(f"exported trial {args.trial_id} to {dest}")
     return 0
 
@@ -263,9 +298,11 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
 
     outcome = commands.ensemble(
         args.dir, sweep_id=args.sweep_id, max_task_loss=args.max_task_loss, max_utility_drop=args.max_utility_drop,
-        max_size=args.max_size, with_replacement=not args.without_replacement, export=args.export,
+        max_size=args.max_size, with_replacement=not args.without_replacement, export=args.export, out=args.out,
     )
     if outcome.export is not None:  # the analysis chose it; writing the models is the models' side
+        import dataclasses
+
         from mia_kd.distill.ensemble import export_ensemble
 
         e = outcome.export
@@ -278,13 +315,13 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from mia_kd.analysis import commands
 
-    return _show(commands.report(args.dir, sweep_id=args.sweep_id, out=args.out))
+    return _show(commands.report(args.dir, sweep_id=args.sweep_id, out=args.out, plotly_js=args.plotly_js))
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from mia_kd.validate import validate
 
-    print(validate(args.config, args.overrides))
+    print(validate(args.config, args.overrides, print_config=args.print_config))
     return 0
 
 

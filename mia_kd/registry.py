@@ -5,6 +5,10 @@ package whose name does not start with ``_`` is imported, and each registers its
 ``@REGISTRY.register()``. The key is the module's file name (``attacks/min_k_pp.py`` registers
 ``"min_k_pp"``), it is written onto the class as ``name``, and the class is checked against the registry's
 base at registration. Old names stay valid as aliases. Lookups say "did you mean …" for near misses.
+
+Discovery imports every plug-in to read its class, so a plug-in module does no work and loads no heavy
+library at import: torch, transformers and the like are imported inside the functions that run (type hints
+under ``TYPE_CHECKING``). That keeps ``mia-kd methods`` and config checks free of torch (tested).
 """
 
 from __future__ import annotations

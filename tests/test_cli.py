@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -134,3 +135,81 @@ def test_methods_lists_every_method_with_range_and_neutral(capsys):
     ]:
         line = next(line for line in out.splitlines() if line.startswith(name + " "))
         assert bounds in line
+
+
+# ---- speed and unexpected errors (issue 16): parsing loads nothing heavy, `methods` no torch; a bug is one line
+
+HEAVY = {"torch", "transformers", "ray", "optuna", "opacus", "pandas", "pyarrow", "moocore"}
+LIGHT_COMMANDS = {  # command: (libraries it must not load, what its output shows)
+    # argument parsing alone: no library beyond the standard one
+    "--help": (HEAVY | {"numpy", "pydantic", "yaml"}, "methods"),
+    "--version": (HEAVY | {"numpy", "pydantic", "yaml"}, "mia-kd 0."),
+    # the methods' metadata (pydantic for their Params, numpy), every method listed, not the libraries that run them
+    "methods": (HEAVY, "dp_sgd"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(LIGHT_COMMANDS))
+def test_light_commands_import_no_heavy_library(command):
+    heavy, shown = LIGHT_COMMANDS[command]
+    code = (
+        "import sys\nfrom mia_kd.cli import main\n"
+        f"try:\n    code = main([{command!r}])\nexcept SystemExit as exit:\n    code = exit.code\n"
+        f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(heavy)!r}))\n"
+        "print('loaded:', heavy, 'exit:', code, file=sys.stderr)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stderr.strip().splitlines()[-1] == "loaded: [] exit: 0", proc.stderr
+    assert shown in proc.stdout
+
+
+def test_frontier_help_states_the_analysis_default_margin():
+    from mia_kd.analysis.frontier import DEFAULT_MARGIN
+    from mia_kd.cli import FRONTIER_DEFAULT_MARGIN, _parser
+
+    assert FRONTIER_DEFAULT_MARGIN == DEFAULT_MARGIN
+    frontier = _parser()._subparsers._group_actions[0].choices["frontier"]
+    assert f"(default {DEFAULT_MARGIN};" in " ".join(frontier.format_help().split())
+
+
+def _broken(args):
+    raise RuntimeError("the disk is on fire\nsecond line of the message")
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1(monkeypatch, capsys):
+    monkeypatch.setattr("mia_kd.cli._cmd_methods", _broken)
+    assert main(["methods"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "mia-kd: error: RuntimeError: the disk is on fire (rerun with -v for the traceback)"
+    ]
+
+
+def test_an_unexpected_error_shows_its_traceback_with_v(monkeypatch, capsys):
+    monkeypatch.setattr("mia_kd.cli._cmd_methods", _broken)
+    assert main(["methods", "-v"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "Traceback (most recent call last):" and any("_broken" in line for line in lines)
+    assert lines[-1] == "mia-kd: error: RuntimeError: the disk is on fire"
+
+
+def test_a_user_error_is_still_exit_2_not_1(monkeypatch, capsys):
+    from mia_kd.errors import ConfigError
+
+    def refuse(args):
+        raise ConfigError("privacy.method: unknown")
+
+    monkeypatch.setattr("mia_kd.cli._cmd_methods", refuse)
+    assert main(["methods"]) == 2
+    assert capsys.readouterr().err.splitlines() == ["mia-kd: error: privacy.method: unknown"]
+
+
+def test_a_closed_output_pipe_is_not_reported_as_an_error():
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written (`mia-kd methods | head -0`)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "mia_kd", "methods"], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.stderr == "" and proc.returncode == 1

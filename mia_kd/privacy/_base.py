@@ -24,16 +24,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict
 
 from mia_kd.errors import MiaKdError
-from mia_kd.models.batching import bucketed_batches
-from mia_kd.models.step import standard_backward
 from mia_kd.registry import Registry
+
+if TYPE_CHECKING:  # torch and numpy load when a method runs, not when its metadata is read (`mia-kd methods`)
+    import numpy as np
+    import torch
 
 Hook = Literal["none", "targets", "records", "architecture", "optimizer"]
 Stage = Literal["train", "serve"]
@@ -156,10 +156,14 @@ class PrivacyMethod:
 
     def backward(self, model: torch.nn.Module, loss_fn, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Forward, loss and gradients for one batch; returns the (detached) loss."""
+        from mia_kd.models.step import standard_backward
+
         return standard_backward(model, loss_fn, input_ids, mask)
 
     def batches(self, lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
         """One epoch's index batches: the loop's shuffled, length-bucketed partition (DP-SGD samples its own)."""
+        from mia_kd.models.batching import bucketed_batches
+
         return bucketed_batches(lengths, batch_size, rng)
 
     def report(self) -> dict[str, Any]:

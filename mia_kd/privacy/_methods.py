@@ -6,7 +6,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mia_kd.config import format_validation_error
 from mia_kd.errors import ConfigError
 from mia_kd.privacy._base import METHODS, MethodContext, MethodParams, PrivacyMethod
 
@@ -41,6 +40,8 @@ def _params(cls: type[PrivacyMethod], params: dict[str, Any]) -> MethodParams:
     try:
         return cls.Params.model_validate(params)
     except ValidationError as exc:
+        from mia_kd.config import format_validation_error  # the config loader (YAML and all) only on an error
+
         message = format_validation_error(exc, cls.Params, prefix="privacy.params", noun="parameter", owner=cls.name)
         raise ConfigError(message) from None
 

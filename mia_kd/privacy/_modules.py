@@ -2,23 +2,26 @@
 
 Shared by the ``architecture`` methods (``bottleneck``, ``nonorm``). Attribute names are used only to
 *put back* a replacement into its parent (``setattr``), never to decide which module to replace.
+torch and transformers are imported inside the functions: the methods' metadata is read without them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
-
-import torch
-from torch import nn
-from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
-from transformers.pytorch_utils import Conv1D
+from typing import TYPE_CHECKING, Any
 
 from mia_kd.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from transformers import PretrainedConfig
 
 
 def text_config(model: nn.Module, method: str) -> PretrainedConfig:
     """The model's (text) config: what every size below is read from."""
+    from transformers import PretrainedConfig
+
     config = getattr(model, "config", None)
     if not isinstance(config, PretrainedConfig):
         raise ConfigError(f"{method}: the student {type(model).__name__} has no transformers config to read sizes from")
@@ -37,6 +40,8 @@ def student_config(config: Any) -> PretrainedConfig:
         from mia_kd.models.pretrained import model_config
 
         return model_config(student.pretrained, what="student model", trust_remote_code=student.trust_remote_code)
+    from transformers import AutoConfig
+
     try:
         return AutoConfig.for_model(student.model_type, **student.config)
     except (ValueError, TypeError) as exc:
@@ -45,6 +50,9 @@ def student_config(config: Any) -> PretrainedConfig:
 
 def meta_model(config: Any) -> nn.Module:
     """The student a trial ``config`` describes, built on the meta device: its modules and shapes, no weights."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     model_cfg = student_config(config)
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(model_cfg, trust_remote_code=config.student.trust_remote_code)
@@ -69,6 +77,9 @@ def num_layers(config: PretrainedConfig) -> int:
 
 def projection_dims(module: nn.Module) -> tuple[int, int] | None:
     """``(in, out)`` features of a dense projection (``nn.Linear`` or GPT-2's transposed ``Conv1D``), else None."""
+    from torch import nn
+    from transformers.pytorch_utils import Conv1D
+
     if isinstance(module, nn.Linear):
         return module.in_features, module.out_features
     if isinstance(module, Conv1D):
@@ -87,6 +98,8 @@ def replace_child(parent: nn.Module, attr: str, new: nn.Module) -> None:
 
 def layer_stack(model: nn.Module, method: str) -> nn.ModuleList:
     """The transformer layers: the one outermost ``nn.ModuleList`` whose length is the config's layer count."""
+    from torch import nn
+
     n = num_layers(text_config(model, method))
     found = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) == n]
     inner = {id(sub) for m in found for sub in m.modules() if sub is not m}
@@ -100,6 +113,8 @@ def layer_stack(model: nn.Module, method: str) -> nn.ModuleList:
 
 
 def probe_dtype_device(module: nn.Module) -> tuple[torch.dtype, torch.device]:
+    import torch
+
     tensor = next(iter(module.parameters()), None)
     if tensor is None:
         return torch.get_default_dtype(), torch.device("cpu")

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from mia_kd.errors import ConfigError
 from mia_kd.privacy._base import METHODS, PrivacyMethod, StrengthSpace
@@ -45,20 +43,22 @@ from mia_kd.privacy._modules import (
     text_config,
 )
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from mia_kd.privacy._layers import BottleneckProjection
+
 logger = logging.getLogger(__name__)
 
 
-class BottleneckProjection(nn.Module):
-    """``(..., H) → (..., I)`` through ``B`` units: ``up(gelu(down(x)))``."""
+def __getattr__(name: str) -> Any:
+    # The module class lives with torch in _layers (loaded on first use); still importable from here.
+    if name == "BottleneckProjection":
+        from mia_kd.privacy._layers import BottleneckProjection
 
-    def __init__(self, hidden: int, width: int, out: int, *, bias: bool) -> None:
-        super().__init__()
-        self.down = nn.Linear(hidden, width, bias=bias)
-        self.act = nn.GELU()
-        self.up = nn.Linear(width, out, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.up(self.act(self.down(x)))
+        return BottleneckProjection
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 SAFE_LOW = 0.5  # searched low where the student cannot be read: B ≤ H/2 reduces parameters for any I > H + 1
@@ -128,6 +128,8 @@ class Bottleneck(PrivacyMethod):
         return StrengthSpace(low, cls.high, False)
 
     def modify_student(self, model: nn.Module) -> nn.Module:
+        import torch
+
         if self.is_neutral:
             return model
         config = text_config(model, self.name)
@@ -167,6 +169,10 @@ class Bottleneck(PrivacyMethod):
     def _replacement(
         old: nn.Module, hidden: int, width: int, out: int, std: float, generator: torch.Generator
     ) -> BottleneckProjection:
+        import torch
+
+        from mia_kd.privacy._layers import BottleneckProjection
+
         weight = old.weight
         new = BottleneckProjection(hidden, width, out, bias=getattr(old, "bias", None) is not None)
         with torch.no_grad():

@@ -71,16 +71,17 @@ from collections.abc import Sequence
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
 from pydantic import Field
 
 from mia_kd.errors import ConfigError
-from mia_kd.models.step import BatchLoss
 from mia_kd.privacy._base import METHODS, MethodParams, PrivacyMethod, StrengthSpace
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy, torch and Opacus load when training starts, not when the method's metadata is read
+    import numpy as np
+    import torch
     from opacus.accountants import RDPAccountant
+
+    from mia_kd.models.step import BatchLoss
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,8 @@ def per_sample_gradients(
     ``(batch,)`` (detached) and, per parameter, a ``(batch, *p.shape)`` tensor of per-record gradients
     (zeros where a record does not reach the parameter). An empty batch gives ``(0,)`` and ``(0, *p.shape)``.
     """
+    import torch
+
     if input_ids.shape[0] == 0:
         return input_ids.new_zeros(0, dtype=torch.float32), [p.new_zeros((0, *p.shape)) for p in params]
     losses, grads = [], []
@@ -154,6 +157,8 @@ def vectorised_per_sample_gradients(
     (length 1) gets zeros. Returns the batch loss (detached scalar; NaN for an empty batch) and, per
     parameter, ``(batch, *p.shape)``. Raises whatever vmap raises on a model it cannot run.
     """
+    import torch
+
     batch = input_ids.shape[0]
     if batch == 0:
         return input_ids.new_full((), float("nan"), dtype=torch.float32), [p.new_zeros((0, *p.shape)) for p in params]
@@ -192,6 +197,8 @@ def token_weighted_mean(losses: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
 
 def _matches(fast: list[torch.Tensor], slow: list[torch.Tensor], rtol: float = 1e-3) -> bool:
     """Every record's gradient (over all parameters) within ``rtol`` of the loop's norm for that record."""
+    import torch
+
     diff = torch.stack([(f - s).flatten(1).pow(2).sum(1) for f, s in zip(fast, slow)]).sum(0).sqrt()
     norm = torch.stack([s.flatten(1).pow(2).sum(1) for s in slow]).sum(0).sqrt()
     return bool((diff <= rtol * norm + 1e-12).all())
@@ -249,6 +256,8 @@ class DpSgd(PrivacyMethod):
 
         Returns index arrays (ascending, possibly empty), drawn from ``rng`` (the loop's seeded generator).
         """
+        import numpy as np
+
         n = len(lengths)
         q = sample_rate(batch_size, n)
         return [np.flatnonzero(rng.random(n) < q) for _ in range(-(-n // batch_size))]
@@ -266,7 +275,8 @@ class DpSgd(PrivacyMethod):
         self._delta = self._check_delta(n_records)
         self._sample_rate = sample_rate(batch_size, n_records)
         device = next(model.parameters()).device
-        # Imported here: listing or validating methods should not need Opacus loaded.
+        # Imported here: listing or validating methods should not need torch or Opacus loaded.
+        import torch
         from opacus.accountants import RDPAccountant
         from opacus.optimizers import DPOptimizer
 
@@ -321,6 +331,8 @@ class DpSgd(PrivacyMethod):
     ) -> str:
         """``"vectorised"`` if vmap runs ``model`` and matches the loop on this batch (float32, no dropout),
         else ``"loop"``."""
+        import torch
+
         was_training = model.training
         model.eval()  # no dropout: both paths must compute the same function
         try:

@@ -25,9 +25,7 @@ Parameter names are kept: ``weight`` (γ) and ``bias`` (β, new where the norm h
 from __future__ import annotations
 
 import logging
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from mia_kd.errors import ConfigError
 from mia_kd.privacy._base import METHODS, MethodContext, MethodParams, PrivacyMethod, StrengthSpace
@@ -40,30 +38,36 @@ from mia_kd.privacy._modules import (
     student_config,
 )
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
 logger = logging.getLogger(__name__)
 
 _PROBE = 16.0  # c: large enough that eps/c² is below float32 resolution for eps ≤ 1e-5
 MAX_LAYERS = 128  # the largest strength a trial accepts: more layers than any current open causal LM has
 
 
-class NoNorm(nn.Module):
-    """``(..., *shape) → (..., *shape)``: ``x · weight + bias``, no normalisation."""
+def __getattr__(name: str) -> Any:
+    # The module class lives with torch in _layers (loaded on first use); still importable from here.
+    if name == "NoNorm":
+        from mia_kd.privacy._layers import NoNorm
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(weight.detach().clone())
-        self.bias = nn.Parameter(bias.detach().clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weight + self.bias
+        return NoNorm
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_norm(module: nn.Module) -> bool:
+    from torch import nn
+
     return isinstance(module, (nn.LayerNorm, nn.RMSNorm)) or type(module).__name__.endswith("RMSNorm")
 
 
 def affine_of(norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """The norm's effective ``(γ, β)``, each of its normalised shape."""
+    import torch
+    from torch import nn
+
     if isinstance(norm, nn.LayerNorm):
         # Mean-subtracting: the probe below would map c·1 to 0, so read the parameters directly.
         shape = tuple(norm.normalized_shape)
@@ -124,6 +128,8 @@ class NoNormalisation(PrivacyMethod):
                 f"privacy.strength: got {self.strength:g}, nonorm on this student allows [0, {len(layers)}] "
                 "(its number of layers)"
             )
+        from mia_kd.privacy._layers import NoNorm
+
         count = 0
         for layer in list(layers)[len(layers) - n :]:
             for parent, attr, child in children_of(layer):

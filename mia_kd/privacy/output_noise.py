@@ -26,16 +26,20 @@ Where the noise comes from differs by stage, on purpose:
 from __future__ import annotations
 
 import hashlib
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from mia_kd.errors import MiaKdError
 from mia_kd.privacy._base import METHODS, MethodContext, MethodParams, PrivacyMethod
 
+if TYPE_CHECKING:  # numpy and torch load when the method runs, not when its metadata is read
+    import numpy as np
+    import torch
+
 
 def record_seed(seed: int, tokens: np.ndarray) -> int:
     """A 64-bit generator seed from the trial ``seed`` and a record's token ids ``(length,)``."""
+    import numpy as np
+
     digest = hashlib.blake2b(digest_size=8)
     digest.update(int(seed).to_bytes(8, "little", signed=True))
     digest.update(np.ascontiguousarray(tokens, dtype="<i8").tobytes())
@@ -57,6 +61,8 @@ class OutputNoise(PrivacyMethod):
         self._generator: torch.Generator | None = None
 
     def _generator_on(self, device: torch.device) -> torch.Generator:
+        import torch
+
         # Created on first use because the device is only known then; re-seeded only if the device changes.
         if self._generator is None or self._generator.device != device:
             self._generator = torch.Generator(device=device)
@@ -65,6 +71,8 @@ class OutputNoise(PrivacyMethod):
 
     def transform_logits(self, logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Train stage: ``(batch, seq, vocab)`` logits → logits + ``N(0, strength²)`` from the seeded stream."""
+        import torch
+
         if self.is_neutral:
             return logits
         # Draw in at least float32 so the noise stream does not depend on a half-precision model's dtype.
@@ -76,6 +84,9 @@ class OutputNoise(PrivacyMethod):
     def serve_logits(self, logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Serve stage: ``(batch, seq, vocab)`` logits → logits + noise seeded per record; ``mask`` (1 = real
         token, None = all real) says which positions are the record's."""
+        import numpy as np
+        import torch
+
         if self.is_neutral:
             return logits
         if input_ids is None:

@@ -12,10 +12,13 @@ the student's logits at scoring time.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from mia_kd.privacy._base import METHODS, PrivacyMethod
 from mia_kd.privacy._vulnerability import vulnerable_columns
+
+if TYPE_CHECKING:
+    import torch
 
 
 @METHODS.register()
@@ -31,6 +34,8 @@ class RedList(PrivacyMethod):
 
     def transform_logits(self, logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(batch, seq, vocab)`` logits → the same with ``strength`` subtracted on vulnerable columns."""
+        import torch
+
         if self.is_neutral:
             return logits
         return torch.where(vulnerable_columns(self.context, logits), logits - self.strength, logits)

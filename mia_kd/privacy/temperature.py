@@ -22,10 +22,13 @@ is applied to the student's logits at scoring time.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from mia_kd.privacy._base import METHODS, PrivacyMethod
 from mia_kd.privacy._vulnerability import vulnerable_columns
+
+if TYPE_CHECKING:
+    import torch
 
 
 @METHODS.register()
@@ -41,6 +44,8 @@ class VulnerableTemperature(PrivacyMethod):
 
     def transform_logits(self, logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(batch, seq, vocab)`` logits → log-probabilities, the vulnerable columns scaled by ``1 − strength``."""
+        import torch
+
         if self.is_neutral:
             return logits
         logp = torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)

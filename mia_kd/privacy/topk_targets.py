@@ -27,10 +27,12 @@ log-sum-exp of the dropped log-probabilities, which does not cancel when the top
 from __future__ import annotations
 
 import math
-
-import torch
+from typing import TYPE_CHECKING
 
 from mia_kd.privacy._base import METHODS, PrivacyMethod
+
+if TYPE_CHECKING:
+    import torch
 
 DROP_MARGIN = 1e4  # nats below the row minimum given to dropped logits: exp(−10⁴ / T) is 0 for any usual T
 
@@ -55,6 +57,8 @@ class TopKTargets(PrivacyMethod):
 
     def transform_logits(self, logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(batch, seq, vocab)`` logits → the top k kept, the rest 10⁴ below the position's minimum."""
+        import torch
+
         k = top_k(logits.shape[-1], self.strength)
         if k >= logits.shape[-1]:
             return logits
@@ -66,6 +70,8 @@ class TopKTargets(PrivacyMethod):
 
     def serve_logits(self, logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(batch, seq, vocab)`` logits → log-probabilities: the top k's own, the rest of the mass spread evenly."""
+        import torch
+
         vocab = logits.shape[-1]
         k = top_k(vocab, self.strength)
         if k >= vocab:

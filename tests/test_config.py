@@ -53,43 +53,6 @@ def test_invalid_values_name_the_key(raw, fragment):
     assert fragment in str(info.value)
 
 
-def test_readme_config_reference_matches_the_code():
-    from pathlib import Path
-
-    from mia_kd.config.reference import reference_markdown
-
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    start = readme.index("<!-- config-reference:start -->\n") + len("<!-- config-reference:start -->\n")
-    end = readme.index("<!-- config-reference:end -->")
-    assert readme[start:end].strip() == reference_markdown(), "regenerate with: python docs/update_readme.py"
-
-
-def test_readme_methods_table_matches_the_registry():
-    from pathlib import Path
-
-    from mia_kd.privacy import methods_markdown
-
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    start = readme.index("<!-- methods-table:start -->\n") + len("<!-- methods-table:start -->\n")
-    end = readme.index("<!-- methods-table:end -->")
-    assert readme[start:end].strip() == methods_markdown()
-
-
-def test_readme_generated_blocks_match_their_sources():
-    # Measured numbers are copied into the README by docs/update_readme.py from benchmarks/results/, never by hand.
-    import importlib.util
-    from pathlib import Path
-
-    root = Path(__file__).parent.parent
-    spec = importlib.util.spec_from_file_location("update_readme", root / "docs" / "update_readme.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    readme = (root / "README.md").read_text()
-    generated = module.blocks()
-    assert {"methods-effect", "quickstart-trial", "quickstart-sweep"} <= set(generated)
-    assert module.render(readme, generated) == readme, "regenerate with: python docs/update_readme.py"
-
-
 def test_code_cites_only_the_design_document_in_the_repository():
     import re
     from pathlib import Path
@@ -102,3 +65,52 @@ def test_code_cites_only_the_design_document_in_the_repository():
         assert "DESIGN" + " §" not in text, f"{path} cites a design document outside the repository"
         for cited in re.findall(r"docs/architecture\.md §(\d+)", text):
             assert int(cited) in sections, f"{path} cites §{cited}, which docs/architecture.md does not have"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"seed": 2**32}, "seed: must be below 2**32 = 4294967296, the most scikit-learn's random_state takes; got"),
+        ({"seed": -1}, "seed: Input should be greater than or equal to 0"),
+        ({"student_seed": 2**63}, "student_seed: must be below 2**63"),
+        ({"runtime": {"device": "tpu9"}}, "runtime.device: must be auto, cpu, cuda, cuda:N (N a GPU index) or mps; got 'tpu9'"),
+        ({"runtime": {"device": "cuda:"}}, "runtime.device: must be auto"),
+        ({"teacher": {"config": {"n_embd": 100, "n_head": 3}}}, "teacher.config.n_embd: 100 is not divisible by n_head 3"),
+        (
+            {"student": {"model_type": "llama", "config": {"hidden_size": 64, "num_attention_heads": 6}}},
+            "student.config.hidden_size: 64 is not divisible by num_attention_heads 6; make it a multiple of "
+            "num_attention_heads (e.g. 60 or 66)",
+        ),
+    ],
+)
+def test_values_a_trial_would_crash_on_are_refused_with_the_key(raw, expected):
+    with pytest.raises(ConfigError) as info:
+        validate_config(raw)
+    assert str(info.value).startswith(expected)
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:12", "mps"])
+def test_devices_the_trial_accepts(device):
+    assert validate_config({"runtime": {"device": device}}).runtime.device == device
+
+
+def test_largest_seeds_and_pretrained_architectures_pass():
+    config = validate_config({"seed": 2**32 - 1, "student_seed": 2**63 - 1})
+    assert config.effective_student_seed == 2**63 - 1
+    # A pretrained model's own config decides its shape: `config` is not used, so not checked.
+    assert validate_config({"teacher": {"pretrained": "gpt2", "config": {"n_embd": 100, "n_head": 3}}})
+
+
+def test_every_schema_problem_has_its_line():
+    from pydantic import ValidationError
+
+    from mia_kd.config._load import format_validation_error, validation_problems
+
+    raw = {"seed": -1, "teechr": {}, "runtime": {"device": "tpu9"}, "student": {"config": {"n_embd": 10, "n_head": 4}}}
+    with pytest.raises(ValidationError) as info:
+        TrialConfig.model_validate(raw)
+    lines = validation_problems(info.value, TrialConfig)
+    assert [line.split(":")[0].split(";")[0] for line in lines] == [
+        "unknown key 'teechr'", "seed", "student.config.n_embd", "runtime.device",
+    ]
+    assert format_validation_error(info.value, TrialConfig) == f"{lines[0]} (and 3 more problems)"

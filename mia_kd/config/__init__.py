@@ -4,8 +4,25 @@ Structure and ranges are checked here; plug-in names and options by :func:`mia_k
 Importing this package imports neither torch nor ray, nor any plug-in package.
 """
 
-from mia_kd.config._load import apply_override, format_validation_error, load_config, load_sweep, read_yaml, validate_config
-from mia_kd.config._sweep import MethodSearch, Resources, Sampler, SweepConfig, SweepSection
+from mia_kd.config._load import (
+    apply_override,
+    format_validation_error,
+    load_config,
+    load_sweep,
+    read_yaml,
+    validate_config,
+    validation_problems,
+)
+from mia_kd.config._sweep import (
+    MethodSearch,
+    MlflowTracking,
+    Resources,
+    Sampler,
+    SweepConfig,
+    SweepSection,
+    Tracking,
+    WandbTracking,
+)
 from mia_kd.config._trial import (
     DEFAULT_ATTACKS,
     AttackSpec,
@@ -25,7 +42,8 @@ from mia_kd.config._trial import (
 
 __all__ = [
     "DEFAULT_ATTACKS", "AttackSpec", "DataConfig", "DistillConfig", "MethodSearch", "MetricsConfig", "ModelConfig",
-    "PrivacyConfig", "PrivacyObjective", "Resources", "RuntimeConfig", "Sampler", "Strict", "SweepConfig",
-    "SweepSection", "TeacherConfig", "TokenizerConfig", "TrainConfig", "TrialConfig", "apply_override",
-    "format_validation_error", "load_config", "load_sweep", "read_yaml", "validate_config",
+    "MlflowTracking", "PrivacyConfig", "PrivacyObjective", "Resources", "RuntimeConfig", "Sampler", "Strict", "SweepConfig",
+    "SweepSection", "TeacherConfig", "TokenizerConfig", "Tracking", "TrainConfig", "TrialConfig", "WandbTracking",
+    "apply_override", "format_validation_error", "load_config", "load_sweep", "read_yaml", "validate_config",
+    "validation_problems",
 ]

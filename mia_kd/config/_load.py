@@ -96,31 +96,39 @@ def format_validation_error(
     ``"dp_sgd"``) and what they are (``noun``: option, parameter). An unknown key is reported first: a
     misspelt key also makes the real one look missing.
     """
-    errors = exc.errors()
-    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    inner = [str(part) for part in first["loc"]]
+    lines = validation_problems(exc, model, prefix=prefix, noun=noun, owner=owner)
+    # A config counts its other problems; a plug-in's options name the first only (as they always have).
+    more = len(lines) - 1 if owner is None else 0
+    return lines[0] + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def validation_problems(
+    exc: ValidationError, model: type[BaseModel], *, prefix: str = "", noun: str = "key", owner: str | None = None
+) -> list[str]:
+    """Every problem of ``exc``, one line each, unknown keys first (see :func:`format_validation_error`)."""
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # stable: otherwise as found
+    return list(dict.fromkeys(_problem(e, model, prefix, noun, owner) for e in errors))
+
+
+def _problem(error: Any, model: type[BaseModel], prefix: str, noun: str, owner: str | None) -> str:
+    inner = [str(part) for part in error["loc"]]
     loc = [*(prefix.split(".") if prefix else []), *inner]
     key = ".".join(loc) or "config"
-    if first["type"] == "extra_forbidden":
+    if error["type"] == "extra_forbidden":
         allowed = ", ".join(_allowed_keys(model, inner[:-1]))
         if owner is not None:
-            message = f"{'.'.join(loc[:-1])}: unknown {noun} {loc[-1]!r} for {owner}; allowed: {allowed}"
-        else:
-            parent = ".".join(loc[:-1])
-            message = f"unknown {noun} {loc[-1]!r}{f' under {parent!r}' if parent else ''}; allowed: {allowed}"
-    elif first["type"] == "missing" and owner is not None:
-        message = f"{key}: missing; {owner} needs it"
-    else:
-        text = first["msg"].removeprefix("Value error, ")
-        got = first.get("input")
-        got_text = "" if isinstance(got, dict | list) or (owner is not None and not inner) else f"; got {got!r}"
-        message = f"{key}: {text}{got_text}"
-        # An error raised by a nested validator already names its key (relative to ``model``).
-        if first["type"] == "value_error" and ": " in text and owner is None:
-            message = f"{prefix}.{text}" if prefix else text
-    # A config counts its other problems; a plug-in's options name the first only (as they always have).
-    more = len(errors) - 1 if owner is None else 0
-    return message + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+            return f"{'.'.join(loc[:-1])}: unknown {noun} {loc[-1]!r} for {owner}; allowed: {allowed}"
+        parent = ".".join(loc[:-1])
+        return f"unknown {noun} {loc[-1]!r}{f' under {parent!r}' if parent else ''}; allowed: {allowed}"
+    if error["type"] == "missing" and owner is not None:
+        return f"{key}: missing; {owner} needs it"
+    text = error["msg"].removeprefix("Value error, ")
+    # A model validator's message names its key relative to the model it checks (``loc`` says where that is).
+    if error["type"] == "value_error" and ": " in text and owner is None:
+        return f"{'.'.join(loc)}.{text}" if loc else text
+    got = error.get("input")
+    got_text = "" if isinstance(got, dict | list) or (owner is not None and not inner) else f"; got {got!r}"
+    return f"{key}: {text}{got_text}"
 
 
 def _allowed_keys(model: type[BaseModel], path: list[str]) -> list[str]:

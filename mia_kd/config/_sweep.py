@@ -31,6 +31,43 @@ class Resources(Strict):
     gpu: float = Field(0.0, ge=0, description="GPUs per trial; fractions pack several trials on one GPU")
 
 
+class MlflowTracking(Strict):
+    """Ray Tune's ``MLflowLoggerCallback``: one MLflow run per Tune trial (its config as params, every reported
+    value as a metric)."""
+
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI: http(s)://server, sqlite:///PATH/mlflow.db (offline), or file:///PATH "
+        "(MLflow 3 needs MLFLOW_ALLOW_FILE_STORE=true for that); null: MLflow's default (MLFLOW_TRACKING_URI)",
+    )
+    experiment_name: str | None = Field(None, description="MLflow experiment (created if missing); null: the sweep id")
+    tags: dict[str, str] = Field(default_factory=dict, description="tags added to every run")
+
+
+class WandbTracking(Strict):
+    """Ray Tune's ``WandbLoggerCallback``: one W&B run per Tune trial. The API key comes from the environment
+    (``WANDB_API_KEY`` or ``wandb login``), never from the config, which is copied into ``sweep.json``."""
+
+    project: str | None = Field(None, description="W&B project; null: the sweep id")
+    group: str | None = Field(None, description="W&B run group; null: the Tune experiment's name")
+    entity: str | None = Field(None, description="W&B team or user; null: the logged-in user's default")
+    mode: Literal["online", "offline", "disabled"] = Field(
+        "online", description="online, offline (sync later with wandb sync) or disabled"
+    )
+    tags: list[str] = Field(default_factory=list, description="tags added to every run")
+
+
+class Tracking(Strict):
+    """Experiment trackers that follow the sweep's Tune trials as they report (the store stays the record)."""
+
+    mlflow: MlflowTracking | None = Field(
+        None, description="log trials to MLflow (pip install mlflow-skinny): {tracking_uri, experiment_name, tags}"
+    )
+    wandb: WandbTracking | None = Field(
+        None, description="log trials to Weights & Biases (pip install wandb): {project, group, entity, mode, tags}"
+    )
+
+
 class SweepSection(Strict):
     methods: dict[str, MethodSearch] = Field(
         default_factory=lambda: {"none": MethodSearch()}, description="methods to search, each with its search"
@@ -46,13 +83,18 @@ class SweepSection(Strict):
         description="Optuna sampler: front (bisects one strength's privacy-utility front where its hypervolume can "
         "still grow; TPE when sweep.shared adds knobs), tpe, nsga2, gp, random or grid",
     )
-    sampler_seed: int = Field(0, ge=0, description="seeds the sampler (each method's study gets seed + index)")
+    sampler_seed: int = Field(0, ge=0, lt=2**31, description="seeds the sampler (each method's study gets seed + index)")
     resources: Resources = Field(default_factory=Resources)
     max_concurrent: int = Field(2, ge=1, description="trials running at once")
     max_failures: int = Field(1, ge=0, description="retries of a failing trial before it is recorded as failed")
     out: str = Field("results", description="results folder or URL (s3://, gs://, ...): on a cluster, storage every node reaches (--out overrides)")
     save_students: Literal["all", "front", "none"] = Field(
         "all", description="save each trial's student (save_pretrained) in the sweep folder: all, front only, none"
+    )
+    tracking: Tracking = Field(
+        default_factory=Tracking,
+        description="experiment trackers fed by every trial's report: per-attack student AUC and TPR@1% FPR, both "
+        "objectives, epsilon (dp_sgd) and the trial id",
     )
 
     @model_validator(mode="after")

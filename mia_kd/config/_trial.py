@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 PrivacyObjective = Literal["auc", "balanced_accuracy", "tpr_at_fpr_1pct"]
+
+# The trial's seed reaches scikit-learn (the blind check's random_state: below 2**32); the student's seed
+# is packed into 8 signed bytes by output_noise's per-record seeds (below 2**63). numpy and torch take both.
+SEED_LIMITS = {"seed": (32, "scikit-learn's random_state"), "student_seed": (63, "the per-record noise seeds")}
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 class Strict(BaseModel):
@@ -84,6 +90,20 @@ class ModelConfig(Strict):
         description="architecture fields passed to transformers' AutoConfig.for_model(model_type, ...)",
     )
     trust_remote_code: bool = Field(False, description="allow code shipped with a pretrained model")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ModelConfig:
+        # Attention splits the width into equal heads; transformers refuses otherwise only once it builds
+        # the model, with a traceback. GPT-2 style and Llama style names (the others are checked then).
+        if self.pretrained is None:
+            for width, heads in (("n_embd", "n_head"), ("hidden_size", "num_attention_heads")):
+                n_width, n_heads = self.config.get(width), self.config.get(heads)
+                if isinstance(n_width, int) and isinstance(n_heads, int) and n_heads > 0 and n_width % n_heads:
+                    raise ValueError(
+                        f"config.{width}: {n_width} is not divisible by {heads} {n_heads}; make it a multiple of "
+                        f"{heads} (e.g. {n_heads * max(1, n_width // n_heads)} or {n_heads * (n_width // n_heads + 1)})"
+                    )
+        return self
 
 
 class TeacherConfig(ModelConfig):
@@ -168,6 +188,14 @@ class RuntimeConfig(Strict):
     score_batch_size: int = Field(64, ge=1, description="records per scoring forward pass")
     progress: bool = Field(True, description="show progress bars on a terminal")
 
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        # The trial hands it to torch.device, which accepts many more names (and fails late on most).
+        if not _DEVICE.fullmatch(value):
+            raise ValueError("must be auto, cpu, cuda, cuda:N (N a GPU index) or mps")
+        return value
+
 
 class TrialConfig(Strict):
     sweep_id: str = Field("adhoc", pattern=r"^[A-Za-z0-9_.-]+$", description="results partition this trial belongs to")
@@ -193,6 +221,14 @@ class TrialConfig(Strict):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @field_validator("seed", "student_seed")
+    @classmethod
+    def _seed_fits(cls, value: int | None, info: ValidationInfo) -> int | None:
+        bits, user = SEED_LIMITS[info.field_name]
+        if value is not None and value >= 2**bits:
+            raise ValueError(f"must be below 2**{bits} = {2**bits}, the most {user} takes")
+        return value
 
     @field_validator("attacks", mode="before")
     @classmethod

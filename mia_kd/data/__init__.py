@@ -13,7 +13,15 @@ from mia_kd.data._blind import BlindCheck, blind_check, require_iid
 from mia_kd.data._load import SourceSpec, load_texts, resolve_source, validate_source
 from mia_kd.data._prepare import prepare_split
 from mia_kd.data._record import Record, clean_text, make_records, record_id
-from mia_kd.data._split import Split, SplitSizes, split_labelled, split_records, split_shifted
+from mia_kd.data._split import (
+    Split,
+    SplitSizes,
+    require_records,
+    source_demands,
+    split_labelled,
+    split_records,
+    split_shifted,
+)
 from mia_kd.data.sources import SOURCES, Source, SourceOptions
 
 __all__ = [
@@ -32,7 +40,9 @@ __all__ = [
     "prepare_split",
     "record_id",
     "require_iid",
+    "require_records",
     "resolve_source",
+    "source_demands",
     "split_records",
     "split_labelled",
     "split_shifted",

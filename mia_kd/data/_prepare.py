@@ -35,7 +35,7 @@ def prepare_split(config: TrialConfig) -> tuple[Split, BlindCheck, bool]:
     if dcfg.nonmember_source is None:
         split = split_records(records, sizes, seed=config.seed)
     else:
-        other, other_texts = load_texts(dcfg.nonmember_source)
+        other, other_texts = load_texts(dcfg.nonmember_source, "data.nonmember_source")
         divide = split_labelled if dcfg.membership == "pretraining" else split_shifted
         split = divide(records, make_records(other_texts, other), sizes, seed=config.seed)
     log.info("split %s", split.summary())

@@ -12,7 +12,7 @@ import numpy as np
 from mia_kd.data._record import Record
 from mia_kd.errors import ConfigError, DataError
 
-__all__ = ["Split", "SplitSizes", "split_records", "split_shifted"]
+__all__ = ["Split", "SplitSizes", "require_records", "source_demands", "split_records", "split_shifted"]
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,20 @@ def _too_few(what: str, asked: dict[str, int], available: int) -> DataError:
     )
 
 
+def source_demands(sizes: SplitSizes, kind: str) -> tuple[dict[str, int], dict[str, int]]:
+    """``(asked of the source, asked of the non-member source)``, part name -> records, for a split ``kind``:
+    ``iid`` (:func:`split_records`), ``shifted`` (:func:`split_shifted`) or ``labelled`` (:func:`split_labelled`)."""
+    parts = {"members": sizes.members, "nonmembers": sizes.nonmembers, "utility": sizes.utility, "public": sizes.public}
+    other = {"iid": (), "shifted": ("nonmembers",), "labelled": ("nonmembers", "utility", "public")}[kind]
+    return ({k: n for k, n in parts.items() if k not in other}, {k: n for k, n in parts.items() if k in other})
+
+
+def require_records(what: str, asked: dict[str, int], available: int) -> None:
+    """A :class:`DataError` naming the sizes when ``available`` distinct records are fewer than ``asked``."""
+    if available < sum(asked.values()):
+        raise _too_few(what, asked, available)
+
+
 def _folds(records: list[Record], fraction: float) -> tuple[tuple[Record, ...], tuple[Record, ...]]:
     n_calib = _n_calib(len(records), fraction)
     return tuple(records[:n_calib]), tuple(records[n_calib:])
@@ -148,10 +162,8 @@ def split_records(records: Sequence[Record], sizes: SplitSizes, *, seed: int) ->
     calib (the first ``round(n * calib_fraction)``) and eval. Records left over are unused.
     """
     pool = _dedupe(records)
-    asked = {"members": sizes.members, "nonmembers": sizes.nonmembers, "utility": sizes.utility,
-             "public": sizes.public}
-    if len(pool) < sizes.total:
-        raise _too_few("the source", asked, len(pool))
+    asked, _ = source_demands(sizes, "iid")
+    require_records("the source", asked, len(pool))
     shuffled = _shuffled(pool, np.random.default_rng(seed))
     bounds = np.cumsum([0, *asked.values()])
     members, nonmembers, utility, public = (shuffled[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
@@ -170,11 +182,9 @@ def split_shifted(
     pool = _dedupe(member_records)
     pool_texts = {record.text for record in pool}
     others = [record for record in _dedupe(nonmember_records) if record.text not in pool_texts]
-    member_asked = {"members": sizes.members, "utility": sizes.utility, "public": sizes.public}
-    if len(pool) < sum(member_asked.values()):
-        raise _too_few("the member source", member_asked, len(pool))
-    if len(others) < sizes.nonmembers:
-        raise _too_few("the non-member source", {"nonmembers": sizes.nonmembers}, len(others))
+    member_asked, other_asked = source_demands(sizes, "shifted")
+    require_records("the member source", member_asked, len(pool))
+    require_records("the non-member source", other_asked, len(others))
     member_rng, nonmember_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     shuffled = _shuffled(pool, member_rng)
     bounds = np.cumsum([0, *member_asked.values()])
@@ -197,11 +207,9 @@ def split_labelled(
     pool = _dedupe(member_records)
     pool_texts = {record.text for record in pool}
     others = [record for record in _dedupe(nonmember_records) if record.text not in pool_texts]
-    if len(pool) < sizes.members:
-        raise _too_few("the member source", {"members": sizes.members}, len(pool))
-    other_asked = {"nonmembers": sizes.nonmembers, "utility": sizes.utility, "public": sizes.public}
-    if len(others) < sum(other_asked.values()):
-        raise _too_few("the non-member source", other_asked, len(others))
+    member_asked, other_asked = source_demands(sizes, "labelled")
+    require_records("the member source", member_asked, len(pool))
+    require_records("the non-member source", other_asked, len(others))
     member_rng, nonmember_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     members = _shuffled(pool, member_rng)[: sizes.members]
     bounds = np.cumsum([0, *other_asked.values()])

@@ -23,6 +23,7 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from mia_kd.config import ModelConfig, TrainConfig
+from mia_kd.errors import ConfigError
 from mia_kd.models.build import build_model
 from mia_kd.models.step import BatchLoss
 from mia_kd.models.train import fit
@@ -55,6 +56,10 @@ class ModelCache:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        # Refused before anything trains: a file here would fail only when the trained teacher is saved.
+        blocking = next((p for p in (self.root, *self.root.parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise ConfigError(f"runtime.cache_dir: {blocking} is a file, not a folder; give a folder for the model cache")
 
     def path(self, kind: str, key: str) -> Path:
         return self.root / kind / key

@@ -98,3 +98,26 @@ def test_unknown_extension(tmp_path: Path) -> None:
     path.write_text("<a/>", encoding="utf-8")
     with pytest.raises(DataError, match=r"^data\.source\.format: .*\.xml; set format"):
         load_texts({"name": "files", "path": str(path)})
+
+
+@pytest.mark.parametrize("fmt", ["txt", "jsonl", "csv"])
+def test_bytes_that_are_not_utf8_give_one_line_naming_the_fix(tmp_path: Path, fmt: str) -> None:
+    # JSON readers keep the bytes and pyarrow fails only when the text is decoded: that was a traceback.
+    path = write(tmp_path, fmt)
+    path.write_bytes(path.read_bytes().replace(b"second", b"s\xe9cond"))
+    with pytest.raises(DataError) as info:
+        load_texts({"name": "files", "path": str(path)})
+    message = str(info.value)
+    assert message.startswith("data.source.") and str(path) in message
+    assert "UTF-8" in message or "utf-8" in message
+    assert message.endswith("re-save it as UTF-8") and "\n" not in message
+    if fmt == "jsonl":
+        assert message.startswith(f"data.source.text_column: column 'text' of row 2 in {path} is not valid UTF-8")
+
+
+def test_a_nonmember_source_names_its_own_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "csv")
+    with pytest.raises(DataError, match=r"^data\.nonmember_source\.text_column: no column 'txt'"):
+        load_texts({"name": "files", "path": str(path), "text_column": "txt"}, "data.nonmember_source")
+    with pytest.raises(DataError, match=r"^data\.nonmember_source\.path: no file matches .*; give an existing file"):
+        load_texts({"name": "files", "path": str(tmp_path / "nope.jsonl")}, "data.nonmember_source")

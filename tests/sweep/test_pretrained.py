@@ -158,7 +158,7 @@ def test_user_errors_are_one_line_and_exit_2(ci_raw, hub, tmp_path, capsys, monk
 def test_validate_checks_local_models_without_training(ci_raw, hub, tmp_path, capsys):
     path = tmp_path / "byo.yaml"
     path.write_text(yaml.safe_dump(_finetune(ci_raw, hub)))
-    assert main(["validate", str(path)]) == 0
+    assert main(["validate", str(path), "--print-config"]) == 0
     out = capsys.readouterr().out
     assert "valid (trial config)" in out and "not checked" not in out and f"pretrained: {hub['teacher']}" in out
     path.write_text(yaml.safe_dump({**_finetune(ci_raw, hub), "student": {"pretrained": str(hub["other_vocab"])}}))

@@ -22,6 +22,18 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+def _hint(exc: BaseException) -> str:
+    """The fix, where the failure says what it is."""
+    while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    # Python's codecs raise UnicodeDecodeError; pyarrow's CSV reader says "Invalid UTF8 sequence".
+    not_utf8 = isinstance(exc, UnicodeDecodeError) or "invalid utf8" in str(exc).lower()
+    return f"; {_NOT_UTF8}" if not_utf8 else ""
+
+
+_NOT_UTF8 = "re-save it as UTF-8"
+
+
 def load_split(
     what: str, key: str, *, cache_dir: str | None = None, temporary: bool = False, **kwargs: Any
 ) -> Any:
@@ -40,7 +52,7 @@ def load_split(
         # datasets, fsspec, pyarrow and the hub client raise many unrelated types; to the user each one
         # means "this data cannot be read", and the original is kept as __cause__.
         except Exception as exc:  # noqa: BLE001
-            raise DataError(f"{key}: cannot read {what}: {_first_line(exc)}") from exc
+            raise DataError(f"{key}: cannot read {what}: {_first_line(exc)}{_hint(exc)}") from exc
 
     if not temporary:
         return load(cache_dir)
@@ -59,10 +71,10 @@ def text_column(dataset: Any, column: str, what: str, key: str, where: dict[str,
         if name not in names:
             option = key if name == column else key.rsplit(".", 1)[0] + ".where"
             raise DataError(f"{option}: no column {name!r} in {what}; columns: {', '.join(names)}")
-    values = dataset.data.column(column).to_pylist()
+    values = _pylist(dataset, column, what, key)
     if where:
         keep = [all(row) for row in zip(*(
-            [value == wanted for value in dataset.data.column(name).to_pylist()] for name, wanted in where.items()
+            [value == wanted for value in _pylist(dataset, name, what, key)] for name, wanted in where.items()
         ), strict=True)]
         values = [value for value, kept in zip(values, keep, strict=True) if kept]
         if not values:
@@ -74,3 +86,24 @@ def text_column(dataset: Any, column: str, what: str, key: str, where: dict[str,
             f"({type(bad).__name__}, e.g. {bad!r}); name a column of texts"
         )
     return ["" if value is None else value for value in values]
+
+
+def _pylist(dataset: Any, column: str, what: str, key: str) -> list[Any]:
+    """The column as Python values. JSON readers keep invalid UTF-8 bytes in string columns, and pyarrow
+    only fails when a value is decoded: that is a reading error, named like the others."""
+    try:
+        return dataset.data.column(column).to_pylist()
+    except UnicodeDecodeError as exc:
+        row = next(i for i, value in enumerate(dataset.data.column(column)) if not _decodes(value))
+        raise DataError(
+            f"{key}: column {column!r} of row {row + 1} in {what} is not valid UTF-8 ({exc.reason} at byte "
+            f"{exc.start} of the value); {_NOT_UTF8}"
+        ) from exc
+
+
+def _decodes(value: Any) -> bool:
+    try:
+        value.as_py()
+    except UnicodeDecodeError:
+        return False
+    return True

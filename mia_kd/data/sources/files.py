@@ -64,7 +64,10 @@ class Files(Source):
         pattern = os.path.expanduser(self.options.path)
         paths = sorted(path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path))
         if not paths:
-            raise DataError(f"data.source.path: no file matches {self.options.path!r}")
+            raise DataError(
+                f"data.source.path: no file matches {self.options.path!r}; give an existing file or a glob such as "
+                "data/*.jsonl (relative paths start where mia-kd runs)"
+            )
         fmt = self._format(paths)
         what = paths[0] if len(paths) == 1 else f"{self.options.path!r} ({len(paths)} files)"
         dataset = load_split(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +18,8 @@ from mia_kd.objectives import PRIVACY, REPORTED_COLUMNS, SELECTION_COLUMNS
 from mia_kd.store import read_table
 
 ROLES = ("teacher", "student")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,12 +83,22 @@ def load_results(root: str, sweep_id: str | None = None) -> Results:
         raise UserError(f"no sweep {sweep_id!r} under {root!r}; it holds: {', '.join(sweeps) or 'none'}")
     trials = trials.filter(pc.equal(trials["sweep_id"], sweep_id))
     completed = trials.filter(pc.equal(trials["status"], "completed"))
+    n_failed = trials.num_rows - completed.num_rows
     if completed.num_rows == 0:
         raise UserError(f"sweep {sweep_id!r} under {root!r} has no completed trial yet (see mia-kd status)")
     metrics = read_table(root, "metrics", sweep_id=sweep_id)
     metrics = metrics.filter(pc.is_in(metrics["trial_id"], value_set=completed["trial_id"].combine_chunks()))
+    # A trial whose metrics file was skipped (unreadable, warned about by the store) cannot be analysed;
+    # the others can.
+    bare = pc.invert(pc.is_in(completed["trial_id"], value_set=pc.unique(metrics["trial_id"])))
+    if pc.any(bare).as_py():
+        ids = completed.filter(bare)["trial_id"].to_pylist()
+        log.warning("left out %d completed trial(s) without readable metrics rows: %s", len(ids), ", ".join(ids[:5]))
+        completed = completed.filter(pc.invert(bare))
+        if completed.num_rows == 0:
+            raise UserError(f"sweep {sweep_id!r} under {root!r}: no completed trial has readable metrics rows")
     results = Results(root=root, sweep_id=sweep_id, completed=completed.to_pandas(),
-                      n_failed=trials.num_rows - completed.num_rows, metrics=metrics.to_pandas())
+                      n_failed=n_failed, metrics=metrics.to_pandas())
     if PRIVACY.column not in results.completed or results.completed[PRIVACY.column].isna().any():
         raise UserError(
             f"sweep {sweep_id!r} under {root!r} was written by mia-kd 0.1 (results schema 1), whose trials have no "

@@ -9,6 +9,7 @@ eval fold: each model's TPR (members exposed) and TNR (non-members protected) wi
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import pandas as pd
@@ -18,6 +19,8 @@ from mia_kd.errors import UserError
 
 RATE_COLUMNS = ("tpr", "tpr_low", "tpr_high", "tnr", "tnr_low", "tnr_high")
 CELLS = ("both", "teacher_only", "student_only", "neither")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,12 @@ def compute_asymmetry(results: Results, attacks: list[str]) -> Asymmetry:
     columns = ["trial_id", "model_role", "record_id", "label", *(f"score_{a}" for a in attacks)]
     records = results.records(roles=ROLES, columns=columns + ["fold"])
     by_trial = {trial_id: rows for trial_id, rows in records[records["fold"] == "eval"].groupby("trial_id", sort=False)}
+    missing = sorted(set(rates["trial_id"]) - set(by_trial))
+    if missing:  # their records file was skipped as unreadable (the store warned): analyse the rest
+        log.warning("asymmetry: left out %d trial(s) without readable records: %s", len(missing), ", ".join(missing[:5]))
+        rates = rates[~rates["trial_id"].isin(missing)]
+        if rates.empty:
+            raise UserError("asymmetry: no trial has readable records")
     rows = []
     for (trial_id, attack), pair in rates.groupby(["trial_id", "attack"], sort=False):
         threshold = pair.set_index("role")["threshold"]
@@ -105,14 +114,15 @@ def format_asymmetry(asym: Asymmetry, attack: str) -> str:
     return "\n".join(lines)
 
 
-def write_asymmetry(asym: Asymmetry, attack: str, out) -> list:
-    """``asymmetry.parquet`` (rates and agreement, long format) and ``asymmetry.png`` under ``out``."""
+def write_asymmetry(asym: Asymmetry, attack: str, out, *, baseline: str | None = None) -> list:
+    """``asymmetry.parquet`` (rates and agreement, long format) and ``asymmetry.png`` under ``out``; the
+    ``baseline`` trial is drawn first, and rows whose attack has no signal (AUC CI holds 0.5) greyed."""
     from mia_kd.analysis import plots
 
     out.mkdir(parents=True, exist_ok=True)
     table = pd.concat([asym.rates.assign(kind="rates"), asym.agreement.assign(kind="agreement")], ignore_index=True)
     path = out / "asymmetry.parquet"
     table.to_parquet(path, index=False)
-    return [path, plots.asymmetry_png(asym.rates, asym.agreement, attack, out / "asymmetry.png")]
+    return [path, plots.asymmetry_png(asym.rates, asym.agreement, attack, out / "asymmetry.png", baseline=baseline)]
 
 

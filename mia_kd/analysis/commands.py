@@ -4,6 +4,9 @@ ensemble's ``--export`` (copying saved students) is handed back to the CLI as an
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import functools
 import json
 import logging
 import shlex
@@ -12,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from mia_kd import metrics
 from mia_kd.analysis import asymmetry as asym
 from mia_kd.analysis import ensemble as ens
 from mia_kd.analysis import frontier as fr
+from mia_kd.analysis import sweep_tables as tables
 from mia_kd.analysis.results import Results, load_results
 from mia_kd.errors import UserError
 from mia_kd.objectives import PRIVACY, REPORTED_PRIVACY, UTILITY, privacy_statistic
@@ -46,30 +51,71 @@ class Outcome:
     export: EnsembleExport | None = None  # left to the caller: analysis imports no models
 
 
+_FILE_NAMES = (".html", ".png", ".json", ".parquet")
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
 def _out(results: Results, out: str | None) -> Path:
-    return Path(out) if out else results.local_root() / "analysis"
+    """The folder a command writes its files to: ``--out`` (created if missing), else ``<results>/analysis``."""
+    if out and "://" in str(out):
+        raise UserError(f"--out: got {str(out)!r}; the analysis outputs go to a local folder")
+    path = Path(out) if out else results.local_root() / "analysis"
+    if (path.exists() and not path.is_dir()) or (not path.exists() and path.suffix in _FILE_NAMES):
+        raise UserError(f"--out: got {str(out)!r}, a file; --out is a folder the files go into (created if missing)")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
+def _writes(command):
+    """A command that may not write where it was told to fails in one line that says where to write instead
+    (the results folder of someone else's sweep is often read-only)."""
+
+    @functools.wraps(command)
+    def run(root: str, **kwargs) -> Outcome:
+        try:
+            return command(root, **kwargs)
+        except OSError as exc:
+            if not isinstance(exc, PermissionError) and exc.errno not in _UNWRITABLE:
+                raise
+            where = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc).splitlines()[0]
+            fix = "give --out a folder you can write to" if kwargs.get("out") else \
+                "pass --out DIR to write the analysis to a folder you can write to"
+            raise UserError(f"cannot write the analysis outputs ({where}): {fix}") from None
+
+    return run
+
+
+@_writes
 def frontier(root: str, *, sweep_id=None, margin=None, reference=None, out=None) -> Outcome:
     results = load_results(root, sweep_id)
-    front = fr.compute_frontier(results, fr.reference_point(results, margin=margin, given=reference))
-    paths = fr.write_frontier(front, _out(results, out))
+    where = _out(results, out) if out else None  # before any work: a bad --out is refused at once
+    ref = fr.reference_point(results, margin=margin, given=reference, out=where)
+    front = fr.compute_frontier(results, ref)
+    paths = fr.write_frontier(front, where or _out(results, None), teacher=tables.teacher_points(results))
     return Outcome(fr.format_frontier(front), paths)
 
 
+@_writes
 def asymmetry(root: str, *, sweep_id=None, attack=None, out=None) -> Outcome:
     results = load_results(root, sweep_id)
     attack = asym.check_attack(results, attack)
     result = asym.compute_asymmetry(results, [attack])
-    paths = asym.write_asymmetry(result, attack, _out(results, out))
+    result = dataclasses.replace(result, rates=tables.with_auc(result.rates, results))  # greys rows without signal
+    given, _ = fr.baseline_rows(results, results.completed)
+    baseline = results.completed.at[given[0], "trial_id"] if len(given) else None
+    paths = asym.write_asymmetry(result, attack, _out(results, out), baseline=baseline)
     return Outcome(asym.format_asymmetry(result, attack), paths)
 
 
+@_writes
 def ensemble(
     root: str, *, sweep_id=None, max_task_loss=None, max_utility_drop=None, max_size=ens.DEFAULT_MAX_SIZE,
-    with_replacement=True, export=None,
+    with_replacement=True, export=None, out=None,
 ) -> Outcome:
+    """Choose an ensemble and add its row to the ``ensembles`` table: the results folder's, or with ``out``
+    one under ``out`` (which ``report --out`` reads too)."""
     results = load_results(root, sweep_id)
+    store = str(_out(results, out)) if out else root
     candidates = None
     if export is not None:
         if Path(export).exists():
@@ -79,21 +125,13 @@ def ensemble(
         if not candidates:
             raise UserError(f"--export needs saved students, and {saved} has none; rerun the sweep with sweep.save_students: all")
         log.info("--export: choosing among the %d of %d trials whose students were saved", len(candidates), len(results.completed))
-    pool = ens.build_pool(results, candidates)
-    for trial, why in pool.excluded.items():
-        log.warning("trial %s left out: %s", trial, why)
-    limit, constraint = ens.resolve_limit(pool, max_task_loss=max_task_loss, max_utility_drop=max_utility_drop)
-    choice = ens.select(pool, max_task_loss=limit, max_size=max_size, with_replacement=with_replacement)
-    evaluation = ens.evaluate(pool, choice.members, np.array(choice.weights))
-    single_trial = choice.steps[0]["added"]
-    single = ens.evaluate(pool, [single_trial], np.ones(1))
-    vote = ens.majority_vote(results, choice.members, choice.weights, n_bootstrap=pool.n_bootstrap, seed=pool.seed)
     command = shlex.join(["mia-kd", "ensemble", *sys.argv[2:]]) if sys.argv[1:2] == ["ensemble"] else ""
-    row = ens.ensemble_row(
-        pool, choice, evaluation, single, single_trial=single_trial, limit=limit, constraint=constraint,
-        with_replacement=with_replacement, max_size=max_size, vote=vote, command=command,
-    )
-    paths = [Path(p) for p in write_trial(root, sweep_id=results.sweep_id, method="ensemble", trial_id=row["ensemble_id"],
+    chosen = ens.choose(results, candidates, max_task_loss=max_task_loss, max_utility_drop=max_utility_drop,
+                        max_size=max_size, with_replacement=with_replacement, command=command)
+    for trial, why in chosen.pool.excluded.items():
+        log.warning("trial %s left out: %s", trial, why)
+    row, choice = chosen.row, chosen.choice
+    paths = [Path(p) for p in write_trial(store, sweep_id=results.sweep_id, method="ensemble", trial_id=row["ensemble_id"],
                                           tables={"ensembles": pa.Table.from_pylist([row], schema=ENSEMBLES)})]
     to_export = None
     if export is not None:
@@ -102,7 +140,7 @@ def ensemble(
         to_export = EnsembleExport(students=results.local_root() / "students", members=list(choice.members),
                                    weights=list(choice.weights), dest=Path(export),
                                    meta={**meta, "sweep_id": results.sweep_id})
-    return Outcome(format_ensemble(row, choice, pool, vote), paths, export=to_export)
+    return Outcome(format_ensemble(row, choice, chosen.pool, chosen.vote), paths, export=to_export)
 
 
 def format_ensemble(row: dict, choice: ens.Choice, pool: ens.Pool, vote: dict) -> str:
@@ -132,26 +170,32 @@ def _ci(row: dict, key: str) -> str:
     return f"{row[key]:.4f} [{low:.4f}, {high:.4f}]"
 
 
-def latest_ensemble(results: Results) -> dict | None:
-    """The most recent row of the sweep's ``ensembles`` table, or None."""
-    try:
-        table = read_table(results.root, "ensembles", sweep_id=results.sweep_id)
-    except UserError:
+def latest_ensemble(results: Results, out: str | None = None) -> dict | None:
+    """The most recent row of the sweep's ``ensembles`` table (the results folder's, and ``out``'s where
+    ``ensemble --out`` wrote it), or None."""
+    rows = []
+    for store in dict.fromkeys([results.root, *([str(out)] if out else [])]):
+        try:
+            rows.append(read_table(store, "ensembles", sweep_id=results.sweep_id).to_pandas())
+        except UserError:
+            continue
+    rows = [r for r in rows if len(r)]
+    if not rows:
         return None
-    if table.num_rows == 0:
-        return None
-    return table.to_pandas().sort_values("created_at").iloc[-1].to_dict()
+    return pd.concat(rows, ignore_index=True).sort_values("created_at").iloc[-1].to_dict()
 
 
-def report(root: str, *, sweep_id=None, out=None) -> Outcome:
-    """One self-contained HTML page (see :func:`mia_kd.analysis.report.write_report`)."""
+@_writes
+def report(root: str, *, sweep_id=None, out=None, plotly_js="inline") -> Outcome:
+    """One HTML page (see :func:`mia_kd.analysis.report.write_report`); ``plotly_js``: ``"inline"`` (works
+    offline) or ``"cdn"``."""
     from mia_kd.analysis.report import write_report
 
     results = load_results(root, sweep_id)
-    front = fr.compute_frontier(results, fr.reference_point(results))
+    front = fr.compute_frontier(results, fr.reference_point(results, out=_out(results, out) if out else None))
     attack = asym.check_attack(results, None)
     asymm = asym.compute_asymmetry(results, [attack])
-    chosen = latest_ensemble(results)
+    chosen = latest_ensemble(results, out)
     curves = _roc_curves(results, front, chosen)
     done = results.completed
     summary = {
@@ -165,7 +209,7 @@ def report(root: str, *, sweep_id=None, out=None) -> Outcome:
         "teacher task loss": f"{done['teacher_task_loss'].iloc[0]:.4f}",
         "hypervolume reference point": f"({front.reference.point[0]:.4f}, {front.reference.point[1]:.4f}): {front.reference.basis}",
     }
-    tables = {
+    method_tables = {
         method: rows[["trial_id", "strength", PRIVACY.column, REPORTED_PRIVACY.column, REPORTED_PRIVACY.attack,
                       UTILITY.column, "on_method_front", "on_front"]].round(4)
         for method, rows in front.points.sort_values(["method", "strength"]).groupby("method", sort=True)
@@ -189,12 +233,17 @@ def report(root: str, *, sweep_id=None, out=None) -> Outcome:
         chosen["command"] if chosen is not None and chosen.get("command") else f"mia-kd ensemble {quoted}",
         f"mia-kd report {quoted}",
     ]
-    path = Path(out) if out else results.local_root() / "analysis" / "report.html"
+    path = _out(results, out) / "report.html"
+    given, _ = fr.baseline_rows(results, front.points)
     write_report(
         path, title=f"mia_kd sweep {results.sweep_id}", summary=summary, points=front.points, fronts=front.fronts,
-        reference=front.reference.point, privacy_label=front.privacy_label, method_tables=tables,
-        rates=asymm.rates, agreement=asymm.agreement, attack=attack, curves=curves, ensemble=ens_summary,
-        commands=commands,
+        reference=front.reference.point, privacy_label=front.privacy_label, method_tables=method_tables,
+        rates=tables.with_auc(asymm.rates, results), agreement=asymm.agreement, attack=attack, curves=curves,
+        ensemble=ens_summary, commands=commands, teacher=tables.teacher_points(results),
+        baseline=front.points.at[given[0], "trial_id"] if len(given) else None,
+        attack_metrics=tables.attack_metrics(results), dp=tables.dp_budgets(results),
+        blind=tables.blind_checks(results), failed=tables.failed_trials(results),
+        provenance=tables.provenance(results), plotly_js=plotly_js,
     )
     return Outcome(f"report: {path}", [path])
 

@@ -119,18 +119,24 @@ def build_pool(results: Results, candidates: list[str] | None = None) -> Pool:
     specs = list(results.attacks)
     unavailable = [s.name for s in specs if ATTACKS.get(s.name).needs & NEEDS_FULL_DISTRIBUTION]
     student = records[records["model_role"] == "student"]
-    first = student[student["trial_id"] == trials[0]]
+    by_trial = {t: rows.set_index("record_id") for t, rows in student.groupby("trial_id", sort=False)}
+    # A trial whose records file was skipped as unreadable (the store warned) cannot be mixed.
+    excluded: dict[str, str] = {t: "no readable records" for t in trials if t not in by_trial}
+    head = next((t for t in trials if t in by_trial), None)  # whose records set the order of the others'
+    if head is None:
+        raise UserError(f"none of the {len(trials)} candidate trials has readable records")
+    first = student[student["trial_id"] == head]
     order = {fold: first[first["fold"] == fold]["record_id"].tolist() for fold in ("calib", "eval")}
     order["utility"], order["utility_report"] = utility_halves(first[first["fold"] == "utility"]["record_id"])
-    excluded: dict[str, str] = {}
-    by_trial = {t: rows.set_index("record_id") for t, rows in student.groupby("trial_id", sort=False)}
-    reference = records[(records["model_role"] == "reference") & (records["trial_id"] == trials[0])].set_index("record_id")
+    reference = records[(records["model_role"] == "reference") & (records["trial_id"] == head)].set_index("record_id")
     folds = {}
     for fold, ids in order.items():
-        base = by_trial[trials[0]].loc[ids]
+        base = by_trial[head].loc[ids]
         lengths = {"target": base["n_tokens"].to_numpy(np.int64)}
         flat: dict[str, dict[str, np.ndarray]] = {p: {} for p in PASSES}
         for t in trials:
+            if t in excluded:
+                continue
             rows = by_trial[t].reindex(ids)
             if rows["n_tokens"].isna().any() or not np.array_equal(rows["n_tokens"].to_numpy(np.int64), lengths["target"]):
                 excluded[t] = "its records or token counts differ from the others' (another split or tokenizer)"
@@ -161,7 +167,7 @@ def build_pool(results: Results, candidates: list[str] | None = None) -> Pool:
             missing.append("zlib_bytes")
         if missing and spec.name not in unavailable:
             unavailable.append(spec.name)
-    config = TrialConfig.from_stored(results.completed.set_index("trial_id").at[trials[0], "params"])
+    config = TrialConfig.from_stored(results.completed.set_index("trial_id").at[head, "params"])
     return Pool(
         candidates=usable, calib=folds["calib"], eval=folds["eval"], utility=folds["utility"],
         utility_report=folds["utility_report"], specs=specs,
@@ -296,6 +302,33 @@ def ensemble_row(pool: Pool, choice: Choice, evaluation: dict, single: dict, *, 
         "attack_metrics": json.dumps(evaluation["attack_metrics"], default=float),
         "vote_metrics": json.dumps(vote, default=float), "command": command,
     }
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """An ensemble chosen and evaluated: what ``mia-kd ensemble`` prints and ``SweepResults.ensemble`` returns."""
+
+    pool: Pool
+    choice: Choice
+    evaluation: dict  # the mixture on eval: objectives with CIs, per-attack metrics
+    vote: dict  # attack -> the study's majority vote's eval metrics
+    row: dict  # the ``ensembles`` table row
+
+
+def choose(results: Results, candidates: list[str] | None = None, *, max_task_loss: float | None = None,
+           max_utility_drop: float | None = None, max_size: int = DEFAULT_MAX_SIZE, with_replacement: bool = True,
+           command: str = "") -> Chosen:
+    """Greedy selection on calib under the task-loss limit, then every reported number from eval."""
+    pool = build_pool(results, candidates)
+    limit, constraint = resolve_limit(pool, max_task_loss=max_task_loss, max_utility_drop=max_utility_drop)
+    choice = select(pool, max_task_loss=limit, max_size=max_size, with_replacement=with_replacement)
+    evaluation = evaluate(pool, choice.members, np.array(choice.weights))
+    single_trial = choice.steps[0]["added"]
+    single = evaluate(pool, [single_trial], np.ones(1))
+    vote = majority_vote(results, choice.members, choice.weights, n_bootstrap=pool.n_bootstrap, seed=pool.seed)
+    row = ensemble_row(pool, choice, evaluation, single, single_trial=single_trial, limit=limit, constraint=constraint,
+                       with_replacement=with_replacement, max_size=max_size, vote=vote, command=command)
+    return Chosen(pool, choice, evaluation, vote, row)
 
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -6,8 +6,8 @@ student's worst-case attack statistic on the calib fold, the attack chosen there
 What is *reported* next to each point is the eval value of that same attack with its CI
 (``objective_privacy``): picking the best of many trials on the fold that is then reported would overstate
 the winner (a winner's curse). Hypervolumes are taken against one reference point per sweep, recorded in
-``<results>/frontier.json`` the first time it is computed, so fronts of different methods, and of the same
-sweep analysed again after more trials, compare.
+``<results>/frontier.json`` (``<out>/frontier.json`` with ``--out``) the first time it is computed, so fronts
+of different methods, and of the same sweep analysed again after more trials, compare.
 
 A sweep trains its baseline (the neutral strength, plain distillation) once, as one method, and gives it to
 the study of every other method whose space holds the neutral strength (``baseline`` in ``sweep.json``):
@@ -60,13 +60,19 @@ class Frontier:
     privacy_label: str
 
 
-def reference_point(results: Results, *, margin: float | None = None, given: tuple[float, float] | None = None) -> Reference:
+def reference_point(
+    results: Results, *, margin: float | None = None, given: tuple[float, float] | None = None, out: Path | None = None,
+) -> Reference:
     """The sweep's recorded reference point, or a new one recorded now.
 
     New: ``given``, else the mean objectives of the sweep's completed ``none`` trials times ``1 + margin``
     (default :data:`DEFAULT_MARGIN`). A recorded point is reused; asking for a different one is refused.
+    It is recorded in the results folder, or in ``out`` when given (``--out``: nothing is written to the
+    results folder, which may be read-only); a point the results folder records is reused either way.
     """
     storage = SweepStorage.parse(results.root)
+    if out is not None and results.sweep_id not in _read_json(storage, storage.url(REFERENCE_FILE)):
+        storage = SweepStorage.parse(str(out))
     path = storage.url(REFERENCE_FILE)
     recorded = _read_json(storage, path)
     if results.sweep_id in recorded and recorded[results.sweep_id].get("privacy") != PRIVACY.column:
@@ -162,8 +168,9 @@ def baseline_rows(results: Results, points: pd.DataFrame) -> tuple[np.ndarray, l
     return points.index[rows].to_numpy(), list(baseline["shared_with"])
 
 
-def write_frontier(frontier: Frontier, out: Path) -> list[Path]:
-    """``frontier.parquet`` (the rows on any front), ``frontier.png`` and ``frontier.html`` under ``out``."""
+def write_frontier(frontier: Frontier, out: Path, *, teacher: pd.DataFrame | None = None) -> list[Path]:
+    """``frontier.parquet`` (the rows on any front), ``frontier.png`` and ``frontier.html`` under ``out``;
+    ``teacher`` (:func:`mia_kd.analysis.sweep_tables.teacher_points`) is drawn as a marker."""
     from mia_kd.analysis import plots
 
     out.mkdir(parents=True, exist_ok=True)
@@ -172,9 +179,9 @@ def write_frontier(frontier: Frontier, out: Path) -> list[Path]:
     parquet = out / "frontier.parquet"
     rows.to_parquet(parquet, index=False)
     args = (frontier.points, frontier.fronts, frontier.reference.point, frontier.privacy_label)
-    png = plots.frontier_png(*args, out / "frontier.png")
+    png = plots.frontier_png(*args, out / "frontier.png", teacher=teacher)
     html = out / "frontier.html"
-    plots.frontier_figure(*args).write_html(html, include_plotlyjs=True, full_html=True)
+    plots.frontier_figure(*args, teacher=teacher).write_html(html, include_plotlyjs=True, full_html=True)
     return [parquet, png, html]
 
 

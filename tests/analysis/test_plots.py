@@ -1,3 +1,4 @@
+import matplotlib.colors
 import matplotlib.image
 import numpy as np
 import pandas as pd
@@ -5,10 +6,15 @@ import pytest
 
 from mia_kd.analysis.pareto import pareto_mask
 from mia_kd.analysis.plots import (
+    MARGIN,
+    PANELS,
     Curve,
+    asymmetry_axes,
     asymmetry_png,
+    frontier_axes,
     frontier_figure,
     frontier_png,
+    no_signal,
     roc_figure,
     roc_png,
 )
@@ -82,6 +88,29 @@ def _curves(n: int = 300) -> list[Curve]:
     return curves
 
 
+def _teacher() -> pd.DataFrame:
+    return pd.DataFrame([{"attack": "reference", "privacy": 0.93, "privacy_low": 0.91, "privacy_high": 0.95,
+                          "utility": 2.9}])
+
+
+REFERENCE = (1.41, 5.5)  # far outside the data, as a "baseline + 50%" reference point is
+
+
+def _data_span(points: pd.DataFrame, teacher: pd.DataFrame) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The (x, y) extent the frontier's axes must show: points with CIs, the teacher, chance (0.5)."""
+    x = np.concatenate([points["objective_utility"], teacher["utility"]])
+    y = np.concatenate([points[c].dropna() for c in ("objective_privacy", "privacy_low", "privacy_high")]
+                       + [teacher[c] for c in ("privacy", "privacy_low", "privacy_high")] + [[0.5]])
+    return (x.min(), x.max()), (y.min(), y.max())
+
+
+def _check_limits(limits, extent):
+    """Each axis shows its extent plus at most MARGIN of it on each side (and so not the reference point)."""
+    for (low, high), (lo, hi) in zip(limits, extent, strict=True):
+        pad = MARGIN * (hi - lo)
+        assert lo - pad - 1e-9 <= low <= lo and hi <= high <= hi + pad + 1e-9, (low, high, lo, hi)
+
+
 def _check_png(path, min_width=300):
     data = path.read_bytes()
     assert data[:8] == PNG_MAGIC and len(data) > 5_000
@@ -95,6 +124,83 @@ def test_frontier_png(tmp_path):
     path = frontier_png(points, _fronts(points), (0.8, 3.8), "auc", tmp_path / "new" / "frontier.png")
     assert path == tmp_path / "new" / "frontier.png"
     _check_png(path)
+
+
+def test_frontier_axes_show_the_data_chance_and_teacher():
+    points, teacher = _points(), _teacher()
+    ax = frontier_axes(points, _fronts(points), REFERENCE, "auc", teacher=teacher)
+    extent = _data_span(points, teacher)
+    _check_limits((ax.get_xlim(), ax.get_ylim()), extent)
+    assert ax.get_ylim()[1] < 1.0 < REFERENCE[0]  # the reference point no longer stretches the AUC axis
+    chance = [line for line in ax.get_lines() if line.get_label().startswith("chance")]
+    assert len(chance) == 1 and set(chance[0].get_ydata()) == {0.5}
+    assert "teacher (reference)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    teacher_bars = [c for c in ax.containers if c.get_label() == "teacher (reference)"]
+    assert len(teacher_bars) == 1 and tuple(teacher_bars[0].lines[0].get_xydata()[0]) == (2.9, 0.93)
+    [reference] = [t for t in ax.texts if t.get_text().startswith("hypervolume reference")]
+    assert "1.41" in reference.get_text() and "off the axes" in reference.get_text()
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    assert x0 <= reference.xy[0] <= x1 and y0 <= reference.xy[1] <= y1  # drawn at the edge, inside the axes
+    shapes = {}
+    for collection in ax.collections:  # one marker shape per method
+        if collection.get_label() in {f"{m} (HV {0.1 + i / 10:.3g})" for i, m in enumerate(METHODS)}:
+            shapes[collection.get_label()] = collection.get_paths()[0].vertices.round(6).tobytes()
+    assert len(shapes) == len(METHODS) == len(set(shapes.values()))
+
+
+def test_method_fronts_span_their_own_points_only():
+    points = _points()
+    ax = frontier_axes(points, _fronts(points), REFERENCE, "auc")
+    fig = frontier_figure(points, _fronts(points), REFERENCE, "auc")
+    for method in METHODS:
+        own = points[(points["method"] == method) & points["on_method_front"]]["objective_utility"]
+        [line] = [line for line in ax.get_lines() if line.get_gid() == f"{method} front"]
+        [trace] = [t for t in fig.data if t.name == f"{method} front"]
+        for x in (line.get_xdata(), trace.x):
+            assert min(x) == own.min() and max(x) == own.max()
+
+
+def test_frontier_figure_axes_chance_teacher_and_shapes():
+    points, teacher = _points(), _teacher()
+    fig = frontier_figure(points, _fronts(points), REFERENCE, "auc", teacher=teacher)
+    _check_limits((fig.layout.xaxis.range, fig.layout.yaxis.range), _data_span(points, teacher))
+    assert [(s.y0, s.y1) for s in fig.layout.shapes] == [(0.5, 0.5)]  # the chance line
+    [trace] = [t for t in fig.data if t.name == "teacher (reference)"]
+    assert (trace.x[0], trace.y[0]) == (2.9, 0.93)
+    symbols = {t.name: t.marker.symbol for t in fig.data if t.mode == "markers" and t.name.split(" (")[0] in METHODS}
+    assert len(symbols) == len(METHODS) == len(set(symbols.values()))
+    [reference] = [a for a in fig.layout.annotations if a.text.startswith("hypervolume reference")]
+    assert fig.layout.xaxis.range[0] <= reference.x <= fig.layout.xaxis.range[1]
+    assert fig.layout.yaxis.range[0] <= reference.y <= fig.layout.yaxis.range[1]
+    tpr_fig = frontier_figure(points, _fronts(points), REFERENCE, "tpr_at_fpr_1pct")
+    assert [s.y0 for s in tpr_fig.layout.shapes] == [0.01]  # chance of TPR at 1% FPR
+
+
+def test_asymmetry_panels_greyed_rows_baseline_and_teacher_once():
+    points = _points(4)
+    rates, agreement = _rates_agreement(points)
+    teacher = rates["role"] == "teacher"
+    rates.loc[teacher, ["tnr", "tnr_low", "tnr_high"]] = [0.7, 0.65, 0.75]  # one teacher: same rates everywhere
+    auc = np.where(rates["strength"] > 0.5, 0.52, 0.7)  # the stronger half: the student's attack at chance
+    rates["auc_low"], rates["auc_high"] = auc - 0.05, auc + 0.05
+    axes = asymmetry_axes(rates, agreement, "loss", baseline="kd00")
+    titles = [ax.get_title() for ax in axes]
+    assert titles == list(PANELS) and len(set(titles)) == 4
+    assert [t[:3] for t in titles] == ["(a)", "(b)", "(c)", "(d)"]
+    labels = [t.get_text() for t in axes[0].get_yticklabels()]
+    assert labels[0] == "baseline: kd@0 (plain distillation)" and "kd@0" not in labels  # drawn once
+    order = points.set_index(points["method"] + "@" + points["strength"].map("{:.3g}".format))["trial_id"]
+    grey = no_signal(rates)
+    expected = [bool(grey[order[lab.removeprefix("baseline: ").removesuffix(" (plain distillation)")]]) for lab in labels]
+    assert 0 < sum(expected) < len(labels)
+    colours = [matplotlib.colors.to_hex(t.get_color()) for t in axes[0].get_yticklabels()]
+    assert [c != "#000000" for c in colours] == expected  # no-signal rows greyed, the rest black
+    for ax in axes[:2]:  # the teacher drawn once per panel, as a line (and its CI band)
+        assert sum(line.get_gid() == "teacher" for line in ax.get_lines()) == 1
+    rates.loc[teacher & (rates["trial_id"] == "kd01"), "tpr"] = 0.1  # teachers differ: a marker per row again
+    axes = asymmetry_axes(rates.drop(columns=["auc_low", "auc_high"]), agreement, "loss")
+    assert not any(line.get_gid() == "teacher" for line in axes[0].get_lines())
+    assert all(matplotlib.colors.to_hex(t.get_color()) == "#000000" for t in axes[0].get_yticklabels())
 
 
 def test_asymmetry_png_grows_with_trials(tmp_path):

@@ -11,6 +11,9 @@ Folder layout (``format: mia_kd.ensemble/1``)::
 
     dest/ensemble.json     {"format", "members": [{"trial_id", "path", "weight"}], ...meta}
     dest/<trial_id>/       each member's student folder, copied as the sweep saved it
+    dest/config.json       model_type mia_kd, kind ensemble: AutoModelForCausalLM.from_pretrained(dest,
+    dest/modeling_mia_kd.py    trust_remote_code=True) loads the MixtureLM (:mod:`mia_kd.distill.remote_code`)
+    dest/tokenizer*.json   the members' shared tokenizer (AutoTokenizer.from_pretrained(dest))
 
 Export is torch-free (it runs beside the analysis commands); loading imports torch on first use. Both live
 in ``distill`` because an ensemble's members are saved students (:mod:`mia_kd.distill.student`).
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mia_kd.distill.remote_code import write_remote_code
 from mia_kd.errors import UserError
 from mia_kd.metrics import check_weights
 
@@ -41,6 +45,7 @@ FORMAT = "mia_kd.ensemble/1"
 MANIFEST = "ensemble.json"
 # Files that define the vocabulary and how text becomes ids; members must agree on every one they hold.
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer.model")
+TOKENIZER_CONFIG_FILES = ("tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
 
 
 def export_ensemble(
@@ -91,6 +96,12 @@ def export_ensemble(
         for trial_id in members:
             shutil.copytree(root / trial_id, tmp / trial_id)
         (tmp / MANIFEST).write_text(text)
+        # A model folder too: the shared tokenizer at the top, and config.json + modeling file for
+        # AutoModelForCausalLM.from_pretrained(dest, trust_remote_code=True).
+        for name in (*TOKENIZER_FILES, *TOKENIZER_CONFIG_FILES):
+            if (root / members[0] / name).is_file():
+                shutil.copy2(root / members[0] / name, tmp / name)
+        write_remote_code(tmp, "ensemble")
         tmp.rename(dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

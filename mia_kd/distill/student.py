@@ -13,6 +13,8 @@ the trial's config). ``AutoModelForCausalLM.from_pretrained`` alone does not giv
 
 So the model is built from ``config.json``, the method's ``modify_student`` is applied again, and the
 weights are loaded with every key and shape checked. The serve transform is returned beside the model.
+An exported such student (``mia-kd export``) has mia_kd's remote-code wrapper as its ``config.json``
+(:mod:`mia_kd.distill.remote_code`), its own config nested inside; it is read from there.
 It lives in ``distill`` (above ``privacy``) because rebuilding a student means rebuilding its method.
 """
 
@@ -34,11 +36,14 @@ from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from mia_kd.config import TrialConfig, format_validation_error
+from mia_kd.distill.remote_code import wrapped_student_config
 from mia_kd.errors import UserError
 from mia_kd.models.hub import load_pretrained
 from mia_kd.models.scoring import LogitsTransform
@@ -86,6 +91,28 @@ class StudentMeta:
             privacy_params=dict(data.get("privacy_params", {})),
             config=config,
         )
+
+    @property
+    def acts_when_loaded(self) -> bool:
+        """Whether the method acts on the saved model: it changed the modules (an architecture method at
+        train stage) or transforms the logits when served. Plain ``from_pretrained`` loads such a student
+        as another model than the one measured; a neutral strength changes nothing."""
+        cls = method_class(self.method)
+        acts = (self.stage == "train" and cls.hook == "architecture") or self.stage == "serve"
+        return acts and self.strength != cls.neutral
+
+
+def _student_config(folder: Path, trust: bool) -> PretrainedConfig:
+    """The student's own config: ``config.json``, or the one nested in an export's mia_kd wrapper."""
+    nested = wrapped_student_config(folder)
+    if nested is None:
+        return load_pretrained(AutoConfig.from_pretrained, str(folder), what="student config", trust_remote_code=trust)
+    if nested.get("model_type") not in CONFIG_MAPPING:
+        raise UserError(
+            f"student {str(folder)!r}: model_type {nested.get('model_type')!r} in its config.json's student_config "
+            "is not one this transformers knows; upgrade transformers"
+        )
+    return CONFIG_MAPPING[nested["model_type"]].from_dict(nested)
 
 
 def save_student(students_root: str | Path, result: Any) -> Path:
@@ -151,7 +178,7 @@ def load_student(
 
     method = _method(folder, meta, len(tokenizer), vulnerability)
     trust = meta.config.student.trust_remote_code
-    config = load_pretrained(AutoConfig.from_pretrained, str(folder), what="student config", trust_remote_code=trust)
+    config = _student_config(folder, trust)
     model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust)
     serve = meta.stage == "serve"
     if method is not None and not serve:
@@ -165,11 +192,9 @@ def _method(
     folder: Path, meta: StudentMeta, vocab_size: int, vulnerability: Vulnerability | None
 ) -> PrivacyMethod | None:
     """The student's privacy method when it acts on the saved model (architecture) or its logits (serve)."""
-    cls = method_class(meta.method)
-    acts = (meta.stage == "train" and cls.hook == "architecture") or meta.stage == "serve"
-    if not acts or meta.strength == cls.neutral:
+    if not meta.acts_when_loaded:
         return None
-    if cls.needs_vulnerability and vulnerability is None:
+    if method_class(meta.method).needs_vulnerability and vulnerability is None:
         vulnerability = _saved_vulnerability(folder, meta.method)
     # The seed of run_student: output_noise draws the same noise stream from it as in the trial.
     context = MethodContext(

@@ -16,10 +16,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, GPT2Config
+from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config
 
 from mia_kd.config import validate_config
 from mia_kd.distill.ensemble import FORMAT, MANIFEST, export_ensemble, load_ensemble
+from mia_kd.distill.remote_code import MODELING_FILE
 from mia_kd.distill.student import VULNERABILITY, load_student, save_student
 from mia_kd.errors import UserError
 from mia_kd.metrics import mixture_logprobs
@@ -350,10 +351,48 @@ def test_manifest_and_folder_layout(tmp_path, sweep_students):
         "sweep_id": "ci",
         "auc": 0.6,
     }
-    assert sorted(p.name for p in dest.iterdir()) == sorted(["a", "c", MANIFEST])
+    tokenizer_files = sorted(p.name for p in (root / "c").iterdir() if p.name.startswith(("tokenizer", "special")))
+    assert sorted(p.name for p in dest.iterdir()) == sorted(
+        ["a", "c", MANIFEST, "config.json", MODELING_FILE, *tokenizer_files]
+    )
     assert sorted(p.name for p in (dest / "a").iterdir()) == sorted(p.name for p in (root / "a").iterdir())
     assert [p.name for p in dest.parent.iterdir()] == ["ens"]  # no temporary folder left behind
     assert load_ensemble(dest).trial_ids == ["c", "a"]
+
+
+@pytest.fixture
+def remote_code(monkeypatch, tmp_path):
+    """transformers copies an export's remote code under this test's folder, not ~/.cache/huggingface."""
+    from transformers import dynamic_module_utils
+
+    monkeypatch.setattr(dynamic_module_utils, "HF_MODULES_CACHE", str(tmp_path / "hf_modules"))
+
+
+def test_an_exported_ensemble_loads_as_a_transformers_model_with_remote_code(
+    tmp_path, sweep_students, tokenizer, rows, remote_code
+):
+    root, made = sweep_students
+    dest = export_ensemble(root, list(made), WEIGHTS, tmp_path / "ens", {})
+    # Without remote code transformers knows no "mia_kd" model: it refuses rather than load something else.
+    with pytest.raises(ValueError, match="trust_remote_code=True"):
+        AutoModelForCausalLM.from_pretrained(dest)
+
+    model = AutoModelForCausalLM.from_pretrained(dest, trust_remote_code=True)
+    ensemble = load_ensemble(dest)
+    assert not model.training and model.config.kind == "ensemble"
+    assert AutoTokenizer.from_pretrained(dest).get_vocab() == tokenizer.get_vocab()
+    width = min(len(rows[0]), len(rows[1]))
+    ids = torch.tensor([rows[0][:width], rows[1][:width]])
+    mask = torch.ones_like(ids)
+    mask[1, width // 2 :] = 0  # a padded row: the mask reaches every member
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, labels=ids)
+        expected = ensemble(ids, mask)
+    torch.testing.assert_close(out.logits, expected, atol=1e-5, rtol=0)
+    assert out.logits.shape == (*ids.shape, len(tokenizer))
+    # The loss of the labels is the mixture's mean next-token negative log-likelihood.
+    nll = -expected[:, :-1].gather(-1, ids[:, 1:, None]).mean()
+    torch.testing.assert_close(out.loss, nll, atol=1e-5, rtol=0)
 
 
 def test_generate_is_a_string_and_deterministic_for_a_seed(tmp_path, sweep_students):

@@ -1,8 +1,10 @@
 """mia_kd: distil language models and measure what they leak to membership-inference attacks.
 
 The public API (:mod:`mia_kd.api`): :func:`load_config` / :func:`load_sweep` read and check a config,
-:func:`run_trial` runs one trial, :func:`run_sweep` a sweep, :func:`load_ensemble` loads an exported ensemble;
-the ``mia-kd`` command line drives everything else. Heavy libraries (torch, transformers, ray) load on first use.
+:func:`run_trial` runs one trial, :func:`run_sweep` a sweep (a :class:`SweepOutcome`), :func:`load_results` reads
+a sweep's results back (a :class:`SweepResults`: trials, metrics, fronts, asymmetry, ensembles),
+:func:`load_ensemble` loads an exported ensemble; the ``mia-kd`` command line drives everything else. Heavy
+libraries (torch, transformers, ray) load on first use.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["SweepConfig", "TrialConfig", "TrialResult", "load_config", "load_ensemble", "load_sweep", "run_sweep", "run_trial"]
+__all__ = [
+    "EnsembleResult", "SweepConfig", "SweepOutcome", "SweepResults", "TrialConfig", "TrialResult", "load_config",
+    "load_ensemble", "load_results", "load_sweep", "run_sweep", "run_trial",
+]
 
 if TYPE_CHECKING:
-    from mia_kd.api import load_config, load_sweep, run_sweep, run_trial
+    from mia_kd.api import EnsembleResult, SweepResults, load_config, load_results, load_sweep, run_sweep, run_trial
     from mia_kd.config import SweepConfig, TrialConfig
     from mia_kd.distill.ensemble import load_ensemble
+    from mia_kd.sweep.runner import SweepOutcome
     from mia_kd.trial import TrialResult
 
 
@@ -25,10 +31,14 @@ def __getattr__(name: str) -> Any:
         from mia_kd import config
 
         return getattr(config, name)
-    if name in ("load_config", "load_sweep", "run_trial", "run_sweep"):
+    if name in ("EnsembleResult", "SweepResults", "load_config", "load_results", "load_sweep", "run_trial", "run_sweep"):
         from mia_kd import api
 
         return getattr(api, name)
+    if name == "SweepOutcome":
+        from mia_kd.sweep.runner import SweepOutcome
+
+        return SweepOutcome
     if name == "TrialResult":
         from mia_kd.trial import TrialResult
 
@@ -38,3 +48,7 @@ def __getattr__(name: str) -> Any:
 
         return load_ensemble
     raise AttributeError(f"module 'mia_kd' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, "__version__"])

@@ -221,15 +221,11 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
 
 
 def _cmd_trial(args: argparse.Namespace) -> int:
-    from mia_kd.config import load_config
-    from mia_kd.validate import check_config
+    from mia_kd import api
 
-    config = check_config(load_config(args.config, args.overrides))  # every user error before any training
-
-    from mia_kd.trial import run_trial
-
+    config = api.load_config(args.config, args.overrides)  # every user error before any training
     start = time.perf_counter()
-    result = run_trial(config)
+    result = api.run_trial(config)
     paths = result.write(args.out)
     print(format_trial(result.trial, result.metrics))
     print(f"\nwrote trial {result.trial_id} in {time.perf_counter() - start:.0f} s: {len(paths)} tables under {args.out}")
@@ -238,18 +234,15 @@ def _cmd_trial(args: argparse.Namespace) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from mia_kd.config import load_sweep
-    from mia_kd.validate import check_sweep
+    from mia_kd import api
 
-    config = check_sweep(load_sweep(args.config, args.overrides))  # every user error before Ray starts
+    config = api.load_sweep(args.config, args.overrides)  # every user error before Ray starts
     if not args.verbose:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from mia_kd.sweep.runner import run_sweep
-
-    outcome = run_sweep(config, out=args.out, address=args.address, verbose=args.verbose,
-                        allow_local_out=args.allow_local_out)
+    outcome = api.run_sweep(config, out=args.out, address=args.address, verbose=args.verbose,
+                            allow_local_out=args.allow_local_out)
     print(
         f"\nsweep done in {outcome.seconds / 60:.1f} min: {outcome.ran} trials run now; the store holds "
         f"{outcome.completed} completed, {outcome.failed} failed trials\nresults: {outcome.out}\n"

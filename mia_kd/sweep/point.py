@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -19,13 +19,18 @@ from mia_kd.sweep import students
 from mia_kd.sweep.plan import SweepPlan
 from mia_kd.trial import run_student
 
+TRACKED = ("auc", "tpr_at_fpr_1pct")  # the student's per-attack eval metrics a search point reports to Tune
+
 
 @dataclass(frozen=True)
 class PointResult:
-    """One search point's objectives, each the mean over its ``repeats`` students."""
+    """One search point's objectives, each the mean over its ``repeats`` students, and what trackers see."""
 
     values: dict[str, float]  # objective name -> mean value
     seconds: float
+    # attack -> {auc, tpr_at_fpr_1pct}: the student's eval-fold metrics, mean over repeats (NaN where unresolved)
+    student: dict[str, dict[str, float]] = field(default_factory=dict)
+    epsilon: float | None = None  # DP-SGD's epsilon, mean over repeats; None for other methods
 
     def __getitem__(self, objective: Objective) -> float:
         return self.values[objective.name]
@@ -47,6 +52,8 @@ def run_point(
     saved, as asked), the objectives averaged. Called by the Tune adapter inside a worker."""
     start, sweep = time.perf_counter(), plan.config.sweep
     sums = {objective.name: 0.0 for objective in (PRIVACY, REPORTED_PRIVACY, UTILITY)}
+    student: dict[str, dict[str, float]] = {}
+    epsilons: list[float] = []
     for repeat in range(sweep.repeats):
         config = plan.trial_config(method, strength, shared, repeat=repeat, threads=threads)
         result = run_student(prepared, config, trial_id=trial_id if sweep.repeats == 1 else f"{trial_id}-r{repeat}")
@@ -57,10 +64,23 @@ def run_point(
         row = result.trial
         for objective in (PRIVACY, REPORTED_PRIVACY, UTILITY):
             sums[objective.name] += row[objective.column]
+        for metric in (m for m in result.metrics if m["model_role"] == "student"):
+            into = student.setdefault(metric["attack"], dict.fromkeys(TRACKED, 0.0))
+            for key in TRACKED:
+                into[key] += _float(metric.get(key)) / sweep.repeats
+        if row.get("epsilon") is not None:
+            epsilons.append(float(row["epsilon"]))
         del result
     if torch.cuda.is_available():  # the worker is reused: hand this point's GPU memory back before the next
         gc.collect()
         torch.cuda.empty_cache()
-    return PointResult({name: total / sweep.repeats for name, total in sums.items()}, time.perf_counter() - start)
+    return PointResult(
+        {name: total / sweep.repeats for name, total in sums.items()}, time.perf_counter() - start, student=student,
+        epsilon=sum(epsilons) / len(epsilons) if epsilons else None,
+    )
+
+
+def _float(value) -> float:
+    return float("nan") if value is None else float(value)
 
 

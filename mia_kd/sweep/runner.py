@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ class SweepOutcome:
     completed: int  # completed trials in the store for this sweep, all invocations
     failed: int
     seconds: float
+    # Tune's ResultGrid of each experiment this invocation ran: the baseline's (if it ran), then the search's
+    result_grids: list[tune.ResultGrid] = field(default_factory=list)
 
 
 def run_sweep(
@@ -47,10 +49,12 @@ def run_sweep(
     overrides: list[str] | tuple[str, ...] = (),
     verbose: bool = False,
     allow_local_out: bool = False,
+    callbacks: list | tuple = (),
 ) -> SweepOutcome:
     """Run (or resume) the sweep ``config`` (a file, or a loaded :class:`SweepConfig`) into ``out``.
 
     ``address`` is a Ray cluster's (default: an embedded local Ray); trials already in ``out`` are not run again.
+    ``callbacks``: Ray Tune callbacks added to both experiments' ``RunConfig(callbacks=...)``.
     """
     start = time.perf_counter()
     config = check_sweep(config if isinstance(config, SweepConfig) else load_sweep(config, overrides))
@@ -60,6 +64,7 @@ def run_sweep(
 
     tune.start(address=address, verbose=verbose)
     tune.check_shared(storage, allow_local_out)
+    tune.tracking_callbacks(config.sweep.tracking, sweep_id)  # a missing tracker or refused store: before any training
     storage.write_text(MANIFEST, json.dumps(manifest, indent=2, default=str))
     log.info("sweep %s: preparing the split, teacher and reference model once for all trials", sweep_id)
     prepared = prepare(config.base)
@@ -68,13 +73,15 @@ def run_sweep(
     already = sum(1 for r in stored if r["status"] in ("completed", "failed"))
     bar = tqdm(total=plan.total, initial=min(already, plan.total), desc="sweep", unit="trial", disable=verbose,
                dynamic_ncols=True)
-    ran = 0
+    grids: list[tuple[int, tune.ResultGrid | None]] = []
     # A baseline already stored (completed or failed: a failed one is not run again) is not run again.
     if plan.baseline is not None and not plan.baseline_rows(stored):
         # The baseline first, alone: every other method's study is then given it instead of training it again.
-        ran += tune.run(plan, prepared, storage, stored, bar=bar, verbose=verbose, baseline_only=True)
+        grids.append(tune.run(plan, prepared, storage, stored, bar=bar, verbose=verbose, baseline_only=True,
+                              callbacks=callbacks))
         stored = stored_trials(storage, sweep_id)
-    ran += tune.run(plan, prepared, storage, stored, bar=bar, verbose=verbose)
+    grids.append(tune.run(plan, prepared, storage, stored, bar=bar, verbose=verbose, callbacks=callbacks))
+    ran = sum(n for n, _ in grids)
     bar.close()
     storage.push_journal()
     if config.sweep.save_students == "front":
@@ -83,6 +90,7 @@ def run_sweep(
     return SweepOutcome(
         out=storage.out, journal=storage.journal_file(), ran=ran, completed=sum(r["status"] == "completed" for r in rows),
         failed=sum(r["status"] == "failed" for r in rows), seconds=time.perf_counter() - start,
+        result_grids=[grid for _, grid in grids if grid is not None],
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import optuna
 from optuna.trial import TrialState
 
 from mia_kd.config import SweepSection
-from mia_kd.objectives import DIRECTIONS, PRIVACY, UTILITY
+from mia_kd.objectives import DIRECTIONS, NAMES, PRIVACY, UTILITY
 from mia_kd.sweep.plan import MethodPlan, SweepPlan
 from mia_kd.sweep.samplers import make_sampler
 
@@ -111,6 +112,10 @@ def method_study(
         storage=journal, study_name=study_name(sweep_id, method.name), directions=DIRECTIONS, sampler=sampler,
         load_if_exists=True,
     )
+    if study.metric_names is None:  # once: optuna-dashboard then labels the objectives by name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(NAMES))
     state = reconcile(study, stored, neutral=method.neutral)
     if baseline is not None:
         add_baseline(study, baseline, method, sweep)

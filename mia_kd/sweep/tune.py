@@ -3,7 +3,8 @@
 Ray Tune schedules the trials, one Optuna study per method suggests their strengths
 (``OptunaSearch(metric=[privacy, utility], mode=[min, min])``, the objectives of :mod:`mia_kd.objectives`).
 The trainable is a thin adapter: ``suggestion → run_point → tune.report``; the prepared split and models
-travel to the workers through the object store.
+travel to the workers through the object store. Experiment trackers are Tune's own logger callbacks
+(``sweep.tracking``: MLflow, W&B) fed by that report; the Parquet store stays the record.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from typing import Any
 import pyarrow as pa
 import ray
 from ray import tune
-from ray.tune import Callback, FailureConfig, RunConfig
+from ray.tune import Callback, FailureConfig, ResultGrid, RunConfig
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from tqdm.auto import tqdm
 
-from mia_kd.errors import ConfigError
+from mia_kd.config import Tracking
+from mia_kd.errors import ConfigError, UserError
 from mia_kd.objectives import MODES, NAMES, PRIVACY, REPORTED_PRIVACY, UTILITY
 from mia_kd.prepared import Prepared
 from mia_kd.store import TRIALS, SweepStorage, write_trial
@@ -61,12 +63,14 @@ def check_shared(storage: SweepStorage, allow_local_out: bool) -> None:
 
 def run(
     plan: SweepPlan, prepared: Prepared, storage: SweepStorage, stored: list[dict[str, Any]], *, bar, verbose: bool,
-    baseline_only: bool = False,
-) -> int:
-    """Run every method's missing trials in one Tune experiment; the number of trials run.
+    baseline_only: bool = False, callbacks: list[Callback] | tuple[Callback, ...] = (),
+) -> tuple[int, ResultGrid | None]:
+    """Run every method's missing trials in one Tune experiment; the number of trials run and Tune's
+    ``ResultGrid`` (None where nothing was left to run).
 
     ``baseline_only``: run just the baseline (the plan's baseline method at its neutral strength), so that the
     experiment after it can give it to every other method's study (see :mod:`mia_kd.sweep.study`).
+    ``callbacks``: more Tune callbacks (the user's), after the progress line and ``sweep.tracking``'s loggers.
     """
     sweep, sweep_id = plan.config.sweep, plan.config.base.sweep_id
     journal = journal_storage(storage.journal_file())
@@ -88,7 +92,7 @@ def run(
         )
     ran = sum(remaining.values())
     if not ran:
-        return 0
+        return 0, None
     trainable = tune.with_parameters(
         _trainable, plan=plan, prepared=ray.put(prepared), out=storage.out, threads=max(1, math.floor(sweep.resources.cpu))
     )
@@ -103,11 +107,54 @@ def run(
             name=f"{sweep_id}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}{'-baseline' * baseline_only}",
             storage_path=storage.url("tune"),
             failure_config=FailureConfig(max_failures=sweep.max_failures), verbose=1 if verbose else 0,
-            callbacks=[_Progress(bar, storage=storage, plan=plan)],
+            callbacks=[_Progress(bar, storage=storage, plan=plan), *tracking_callbacks(sweep.tracking, sweep_id),
+                       *callbacks],
         ),
     )
-    tuner.fit()
-    return ran
+    return ran, tuner.fit()
+
+
+def tracking_callbacks(tracking: Tracking, sweep_id: str) -> list[Callback]:
+    """Ray Tune's own logger callbacks for ``sweep.tracking`` (fresh ones per experiment: they hold runs)."""
+    callbacks: list[Callback] = []
+    if tracking.mlflow is not None:
+        try:
+            import mlflow  # noqa: F401  (Ray's callback imports it only once Tune sets it up)
+            from ray.air.integrations.mlflow import MLflowLoggerCallback
+        except ImportError:
+            raise UserError("sweep.tracking.mlflow needs MLflow: pip install mlflow-skinny") from None
+        given = tracking.mlflow
+        _check_mlflow(given.tracking_uri)
+        callbacks.append(MLflowLoggerCallback(
+            tracking_uri=given.tracking_uri, experiment_name=given.experiment_name or sweep_id, tags=dict(given.tags),
+        ))
+    if tracking.wandb is not None:
+        try:
+            import wandb  # noqa: F401
+            from ray.air.integrations.wandb import WandbLoggerCallback
+        except ImportError:
+            raise UserError("sweep.tracking.wandb needs Weights & Biases: pip install wandb") from None
+        given = tracking.wandb
+        extra = {k: v for k, v in (("entity", given.entity), ("tags", list(given.tags))) if v}
+        callbacks.append(WandbLoggerCallback(project=given.project or sweep_id, group=given.group, mode=given.mode,
+                                             **extra))
+    return callbacks
+
+
+def _check_mlflow(uri: str | None) -> None:
+    """Open the tracking store now, so a store MLflow refuses is one line before any trial runs, not a Tune
+    traceback after the first (MLflow 3 refuses ``file:`` stores unless MLFLOW_ALLOW_FILE_STORE=true)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except MlflowException as exc:
+        first = str(exc).strip().split(". ")[0]
+        raise UserError(
+            f"sweep.tracking.mlflow.tracking_uri {uri!r}: {first}. Give sqlite:///PATH/mlflow.db or an http(s):// "
+            "server (or set MLFLOW_ALLOW_FILE_STORE=true for a file: store)"
+        ) from None
 
 
 def _trainable(config: dict[str, Any], *, plan: SweepPlan, prepared, out: str, threads: int) -> None:
@@ -125,8 +172,11 @@ def _trainable(config: dict[str, Any], *, plan: SweepPlan, prepared, out: str, t
         plan, prepared, method=method.name, strength=strength, trial_id=tune_id, optuna_trial=config["optuna_trial"],
         shared={k: v for k, v in config.items() if k.startswith("distill.")}, out=out, threads=threads,
     )
-    tune.report({**result.values, "method": method.name, "strength": strength, "seconds": result.seconds,
-                 "mia_trial_id": tune_id})
+    # What trackers (sweep.tracking, the user's callbacks) see: both objectives, the student's per-attack eval
+    # metrics (nested: loggers flatten them to student/<attack>/auc), DP-SGD's epsilon, and the trial id.
+    extra = {"epsilon": result.epsilon} if result.epsilon is not None else {}
+    tune.report({**result.values, "student": result.student, **extra, "method": method.name, "strength": strength,
+                 "seconds": result.seconds, "mia_trial_id": tune_id})
 
 
 @dataclass(frozen=True)
@@ -180,7 +230,13 @@ class _MethodRouter(Searcher):
         self._turn += 1
         self.remaining[name] -= 1
         self.owner[trial_id] = name
-        return self.searchers[name].suggest(trial_id)
+        suggestion = self.searchers[name].suggest(trial_id)
+        # The Optuna trial names its Tune trial (= its rows' tune_trial_id), as the given baseline does, so
+        # optuna-dashboard links a point to the store. OptunaSearch keeps the live trial in _ot_trials.
+        trial = getattr(self.searchers[name], "_ot_trials", {}).get(trial_id)
+        if trial is not None and isinstance(suggestion, dict):
+            trial.set_user_attr("trial_id", trial_id)
+        return suggestion
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self.searchers[self.owner[trial_id]].on_trial_result(trial_id, result)

@@ -4,7 +4,7 @@
     python benchmarks/quickstart.py sweep results/quickstart           # after mia-kd sweep sweeps/quickstart.yaml
 
 Each writes its section (``## quickstart-trial`` / ``## quickstart-sweep``) of
-``benchmarks/results/quickstart.md``; ``python docs/update_readme.py`` copies them into the README. Every
+``benchmarks/results/quickstart.md`` (``sweep`` also draws the README's picture, ``docs/img/frontier.png``); ``python docs/update_readme.py`` copies them into the README. Every
 number is read from the run or the store, with the date and the machine.
 """
 
@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "results" / "quickstart.md"
+PICTURE = Path(__file__).resolve().parent.parent / "docs" / "img" / "frontier.png"
 
 
 def _machine() -> str:
@@ -90,6 +91,12 @@ def sweep_section(out: str) -> str:
     start = time.perf_counter()
     front = fr.compute_frontier(results, fr.reference_point(results))
     timings["frontier"] = time.perf_counter() - start
+    # The README's picture: this sweep's front as `mia-kd frontier` draws it.
+    from mia_kd.analysis import plots
+    from mia_kd.analysis.sweep_tables import teacher_points
+
+    plots.frontier_png(front.points, front.fronts, front.reference.point, front.privacy_label, PICTURE,
+                       teacher=teacher_points(results))
     start = time.perf_counter()
     rates = asym.compute_asymmetry(results, ["loss"]).rates
     timings["asymmetry"] = time.perf_counter() - start

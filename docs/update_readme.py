@@ -1,7 +1,8 @@
-"""Rewrite the generated blocks of README.md from the code and from measured output, so they cannot go stale.
+"""Rewrite the generated blocks of README.md and docs/*.md from the code and from measured output, so they
+cannot go stale.
 
-    python docs/update_readme.py          # rewrite README.md in place
-    python docs/update_readme.py --check  # exit 1 if README.md differs from what it would write
+    python docs/update_readme.py          # rewrite the files in place
+    python docs/update_readme.py --check  # exit 1 if a file differs from what it would write
 
 Each block sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``:
 
@@ -10,8 +11,10 @@ Each block sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``:
 - ``methods-effect``: ``benchmarks/results/methods_effect.md``, written by ``benchmarks/methods_effect.py``;
 - ``quickstart-trial`` and ``quickstart-sweep``: ``benchmarks/results/quickstart.md``'s sections of the same
   names, written by ``benchmarks/quickstart.py``;
-- ``search-efficiency`` and ``dp-sgd-speed``: ``benchmarks/results/search_efficiency.md`` and
-  ``dp_sgd_speed.md``, written by the benchmarks of the same names.
+- ``search-efficiency``, ``dp-sgd-speed``, ``cli-speed`` and ``smoke``: ``benchmarks/results/search_efficiency.md``,
+  ``dp_sgd_speed.md``, ``cli_speed.md`` and ``smoke.md``, written by the benchmarks of the same names.
+
+A block may sit in any of the files; each is rewritten where it is.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ def blocks() -> dict[str, str]:
     if effect.is_file():
         out["methods-effect"] = effect.read_text().strip()
     out.update(_sections(RESULTS / "quickstart.md"))
-    for name, file in (("search-efficiency", "search_efficiency.md"), ("dp-sgd-speed", "dp_sgd_speed.md")):
+    for name in ("search-efficiency", "dp-sgd-speed", "cli-speed", "smoke"):
+        file = name.replace("-", "_") + ".md"
         if (RESULTS / file).is_file():
             out[name] = (RESULTS / file).read_text().strip()
     return out
@@ -55,19 +59,27 @@ def render(readme: str, generated: dict[str, str]) -> str:
     return readme
 
 
+def files() -> list[Path]:
+    """The files whose blocks are generated: the README and the documents under docs/."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if README.md is not up to date")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a file is not up to date")
     args = parser.parse_args()
-    path = ROOT / "README.md"
-    old = path.read_text()
-    new = render(old, blocks())
-    if args.check:
+    generated = blocks()
+    stale = []
+    for path in files():
+        old = path.read_text()
+        new = render(old, generated)
         if new != old:
-            print("README.md is stale: run python docs/update_readme.py", file=sys.stderr)
-            return 1
-        return 0
-    path.write_text(new)
+            stale.append(path.relative_to(ROOT))
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        print(f"stale: {', '.join(map(str, stale))}: run python docs/update_readme.py", file=sys.stderr)
+        return 1
     return 0
 
 

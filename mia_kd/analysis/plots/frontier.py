@@ -134,9 +134,11 @@ def frontier_axes(
     outside = bool(sx or sy)
     ax.scatter(x, y, marker="X" if not outside else "o", s=90 if not outside else 30, color="grey", clip_on=False,
                zorder=5, gid="hypervolume reference")
-    ax.annotate(_reference_text(reference, privacy_label, outside), (x, y), xytext=(-8 * sx or 8, -8 * sy or 8),
+    # The text runs toward the middle of the axes, so it never leaves them (into the legend).
+    right = sx > 0 or (sx == 0 and x > sum(limits[0]) / 2)
+    ax.annotate(_reference_text(reference, privacy_label, outside), (x, y), xytext=(-8 if right else 8, -8 * sy or 8),
                 textcoords="offset points", fontsize=8, color="dimgrey", annotation_clip=False,
-                ha="right" if sx > 0 else "left", va="top" if sy > 0 else "bottom")
+                ha="right" if right else "left", va="top" if sy > 0 else "bottom")
     ax.scatter([], [], s=60, color="white", edgecolor="black", label="on its method's front")
     ax.set(xlim=limits[0], ylim=limits[1])
     ax.set_xlabel(UTILITY_LABEL)

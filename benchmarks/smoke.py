@@ -72,7 +72,7 @@ def main() -> int:
         f"fresh clone of {revision}, empty model cache: `mia-kd sweep sweeps/smoke.yaml` ran "
         f"{(trials['status'] == 'completed').sum()} trials ({(trials['status'] == 'failed').sum()} failed) in "
         f"{sweep_s:.0f} s, teacher and reference model trained; `mia-kd frontier results/smoke` took "
-        f"{frontier_s:.1f} s and drew `frontier.png` with {len(front)} trials on the front across methods. "
+        f"{frontier_s:.1f} s and drew `frontier.png`: {int(front['on_front'].sum())} trials on the front across methods. "
         f"Together {total / 60:.1f} min (target ≤ {TARGET_S / 60:.0f} min: {verdict})"
         + (f"; the README's install command took {install_s:.0f} s before that." if install_s is not None else "."),
     ]

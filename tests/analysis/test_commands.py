@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mia_kd.analysis import commands
 from mia_kd.cli import main
 from mia_kd.store import SweepStorage, read_table
 
@@ -105,14 +104,15 @@ def test_out_is_a_folder_for_every_command_and_a_read_only_results_folder_is_lef
     out = tmp_path / "analysis"  # created by the first command
     assert main(["frontier", str(store), "--out", str(out)]) == 0
     assert main(["asymmetry", str(store), "--out", str(out)]) == 0
-    chosen = commands.ensemble(str(store), max_utility_drop=0.5, max_size=2, out=str(out))
+    assert main(["ensemble", str(store), "--max-utility-drop", "0.5", "--max-size", "2", "--out", str(out)]) == 0
+    wrote = capsys.readouterr().out.rsplit("wrote: ", 1)[1].strip().split(", ")  # was ignored: went to the store
     assert main(["report", str(store), "--out", str(out)]) == 0  # was IsADirectoryError
     shown = capsys.readouterr().out
     assert f"report: {out / 'report.html'}" in shown
     for name in ("frontier.parquet", "frontier.png", "frontier.html", "frontier.json", "asymmetry.parquet",
                  "asymmetry.png", "report.html"):
         assert (out / name).stat().st_size > 0, name
-    assert all(str(p).startswith(str(out)) for p in chosen.paths)
+    assert wrote and all(p.startswith(str(out)) for p in wrote)
     row = read_table(str(out), "ensembles").to_pandas().iloc[0]
     assert row["ensemble_id"] in (out / "report.html").read_text()  # report --out reads the ensemble --out wrote
     assert _listing(store) == before  # with --out nothing is written to the results folder

@@ -47,3 +47,11 @@ def ci_raw(tmp_path) -> dict:
 def ci_raw_factory():
     """``make(cache_dir) -> dict`` for fixtures wider than one test."""
     return make_ci_raw
+
+
+@pytest.fixture(scope="module")
+def ci_config(ci_raw_factory, tmp_path_factory):
+    """The CI-sized config, validated, caching models in a folder of the test module's own."""
+    from mia_kd.config import validate_config
+
+    return validate_config(ci_raw_factory(tmp_path_factory.mktemp("cache")))

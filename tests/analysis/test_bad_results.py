@@ -17,33 +17,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from mia_kd.cli import main
-from mia_kd.store import METRICS, TRIALS, SweepStorage, write_trial
+from mia_kd.store import SweepStorage
+from tests.analysis.test_frontier import write_store
 
-PARAMS = json.dumps({"attacks": [{"name": "loss", "params": {}}], "metrics": {"n_bootstrap": 10}, "seed": 0})
 POINTS = [(0.70, 5.0), (0.62, 5.4), (0.58, 5.9), (0.66, 5.2), (0.55, 6.5), (0.60, 5.6)]
 METHODS = ["none", "a", "a", "b", "b", "b"]
 
 
 @pytest.fixture
 def store(tmp_path) -> Path:
-    """A sweep of six completed trials, a trials and a metrics file each."""
-    root = tmp_path / "results"
-    for n, ((privacy, utility), method) in enumerate(zip(POINTS, METHODS, strict=True)):
-        trial_id = f"t{n}"
-        trial = {name: None for name in TRIALS.names} | {
-            "schema_version": 2, "sweep_id": "s", "trial_id": trial_id, "status": "completed", "method": method,
-            "strength": float(n), "params": PARAMS, "privacy_objective": "auc", "selection_privacy": privacy,
-            "selection_privacy_attack": "loss", "objective_privacy": privacy, "objective_privacy_low": privacy - 0.01,
-            "objective_privacy_high": privacy + 0.01, "objective_privacy_attack": "loss", "objective_utility": utility,
-            "teacher_task_loss": 1.0,
-        }
-        metric = {name: None for name in METRICS.names} | {
-            "schema_version": 2, "trial_id": trial_id, "model_role": "student", "attack": "loss", "auc": privacy,
-        }
-        write_trial(str(root), sweep_id="s", method=method, trial_id=trial_id, tables={
-            "trials": pa.Table.from_pylist([trial], schema=TRIALS), "metrics": pa.Table.from_pylist([metric], schema=METRICS),
-        })
-    return root
+    """A sweep of six completed trials (t000 to t005), a trials and a metrics file each."""
+    return Path(write_store(tmp_path / "results", POINTS, METHODS))
 
 
 def read_only(folder: Path, monkeypatch) -> None:
@@ -156,20 +140,20 @@ def test_another_tools_parquet_file_among_the_trials_is_skipped_with_a_warning(s
     assert len(warnings) == 2 and str(stray) in warnings[1] and "not a mia-kd 'trials' file" in warnings[1]
     assert str(clash) in warnings[0] and "clash" in warnings[0]
     front = pd.read_parquet(store / "analysis" / "frontier.parquet")  # over the six real trials
-    assert {"t0", "t1", "t2", "t4"} <= set(front["trial_id"]) and "  6 " in captured.out
+    assert {"t000", "t001", "t002", "t004"} <= set(front["trial_id"]) and "  6 " in captured.out
 
 
 @pytest.mark.parametrize("table", ["trials", "metrics"])
 def test_a_truncated_file_is_skipped_and_the_rest_analysed(store, capsys, table):
-    victim = store / table / "sweep_id=s" / "method=b" / "t4.parquet"
+    victim = store / table / "sweep_id=s" / "method=b" / "t004.parquet"
     victim.write_bytes(victim.read_bytes()[:-40])  # torn: its footer is gone
     assert main(["frontier", str(store)]) == 0
     captured = capsys.readouterr()
     assert str(victim) in captured.err and "not a readable Parquet file" in captured.err
     if table == "metrics":
-        assert "left out 1 completed trial(s) without readable metrics rows: t4" in captured.err
+        assert "left out 1 completed trial(s) without readable metrics rows: t004" in captured.err
     front = pd.read_parquet(store / "analysis" / "frontier.parquet")
-    assert "t4" not in set(front["trial_id"]) and {"t0", "t1", "t2"} <= set(front["trial_id"])
+    assert "t004" not in set(front["trial_id"]) and {"t000", "t001", "t002"} <= set(front["trial_id"])
     assert "n_trials" in captured.out and victim.stat().st_size > 0  # left in place for the user to look at
 
 

@@ -57,11 +57,6 @@ def rows(tokenizer, ci_config):
 
 
 @pytest.fixture(scope="module")
-def ci_config(ci_raw_factory, tmp_path_factory):
-    return validate_config(ci_raw_factory(tmp_path_factory.mktemp("cache")))
-
-
-@pytest.fixture(scope="module")
 def vulnerability(tokenizer) -> Vulnerability:
     mask = np.zeros(len(tokenizer), dtype=bool)
     mask[::3] = True

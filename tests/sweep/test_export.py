@@ -21,7 +21,7 @@ import torch
 from huggingface_hub import ModelCard
 from transformers import AutoModelForCausalLM
 
-from mia_kd.config import TrialConfig, validate_config
+from mia_kd.config import TrialConfig
 from mia_kd.distill.remote_code import MODELING_FILE
 from mia_kd.distill.student import VULNERABILITY, load_student, read_meta, save_student
 from mia_kd.errors import UserError
@@ -50,11 +50,6 @@ FAILED = ("t-failed",)
 @pytest.fixture(scope="module")
 def tokenizer():
     return train_bpe(CORPUS, vocab_size=300)
-
-
-@pytest.fixture(scope="module")
-def ci_config(ci_raw_factory, tmp_path_factory):
-    return validate_config(ci_raw_factory(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,4 @@
-"""Figures of a sweep: the privacy/utility frontier, teacher-vs-student asymmetry, ROC curves.
-
-Static figures are PNGs from matplotlib; they are drawn on a bare :class:`matplotlib.figure.Figure` (Agg
-canvas, no pyplot), so nothing needs a display and no global figure state is kept. Interactive figures are
-plotly ``Figure`` objects. Every function takes the analysis tables described in its docstring, checks
-their columns (a missing one is a ``ValueError`` naming it) and creates the parent folders of ``path``.
-
-Both frontier objectives are minimised: x = utility (task loss, nats/token), y = privacy (e.g. the
-worst-case attack AUC); the better corner is the lower left. Which points are on a front is decided on the
-calib selection objective; y shows each point's eval value (the reported one), so a front drawn through
-them need not be a perfect staircase. The axes hold the data, the teacher and the chance level; the
-hypervolume reference point (past the worst point by construction) is an annotation at their edge. The
-``*_axes`` functions return the drawn matplotlib axes, which the ``*_png`` functions save, and tests read.
-"""
+"""What the figures share: table columns, styles, checks and the axis helpers (see the package docstring)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence

@@ -86,6 +86,20 @@ class Cluster:
                  "--num-gpus=0", "--node-ip-address=127.0.0.1", "--include-dashboard=true",
                  "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard}", "--disable-usage-stats")
         self.start_worker()
+        self.wait_for_job_agent()
+
+    def wait_for_job_agent(self, timeout: float = 180) -> None:
+        """Until a job can be submitted: right after `ray start` (slower on a loaded machine) the head answers
+        "No available agent to submit job, please try again later"."""
+        deadline = time.monotonic() + timeout
+        while True:
+            probe = self.ray("job", "submit", f"--address=http://127.0.0.1:{self.dashboard}", "--", "true",
+                             check=False)
+            if probe.returncode == 0:
+                return
+            if "No available agent" not in probe.stdout + probe.stderr or time.monotonic() > deadline:
+                raise AssertionError(f"ray job submit does not work: {(probe.stdout + probe.stderr)[-2000:]}")
+            time.sleep(2)
 
     def start_worker(self) -> None:
         self.ray("start", f"--address=127.0.0.1:{self.port}", f"--temp-dir={self.worker_tmp}", "--num-cpus=1",

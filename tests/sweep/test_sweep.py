@@ -76,8 +76,10 @@ def _check_selection_objective(out: Path, journal: Path, trials) -> None:
         rows = trials[trials["method"].astype(str) == method].set_index("optuna_trial")
         done = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
         assert len(done) == len(study.trials) == 3
-        given = [t for t in done if "trial_id" in t.user_attrs]
+        given = [t for t in done if "baseline_of" in t.user_attrs]
         assert len(given) == (method == "temperature"), "the baseline is added once, to the other method only"
+        # Every Optuna trial names its Tune trial (optuna-dashboard links a point to the store's rows).
+        assert all(t.user_attrs["trial_id"] == rows.at[t.number, "tune_trial_id"] for t in done if t not in given)
         for t in given:
             assert t.user_attrs["trial_id"] == baseline["tune_trial_id"] and t.params == {"strength": 0.0}
             assert t.values == [baseline["selection_privacy"], baseline["objective_utility"]]
@@ -193,10 +195,10 @@ def test_sigkill_of_the_driver_then_rerun_completes_exactly_once(sweep_file, tmp
         study = optuna.load_study(study_name=f"ci.{method}", storage=storage)
         states = [t.state for t in study.trials]
         assert TrialState.RUNNING not in states, "trials left running by the killed driver are reconciled"
-        complete = {t.number for t in study.trials if t.state == TrialState.COMPLETE and "trial_id" not in t.user_attrs}
+        given = [t for t in study.trials if "baseline_of" in t.user_attrs]  # the baseline, trained by another method
+        complete = {t.number for t in study.trials if t.state == TrialState.COMPLETE and t not in given}
         stored = trials[trials["method"].astype(str) == method]
         assert set(stored["optuna_trial"].astype(int)) == complete
-        given = [t for t in study.trials if "trial_id" in t.user_attrs]
         trained = (stored["strength"] == 0.0).any()  # the baseline: trained by one method, given to the other
         assert len(given) == (not trained) and len(complete) + len(given) == 3
 

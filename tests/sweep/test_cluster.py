@@ -84,7 +84,8 @@ class Cluster:
     def start(self) -> None:
         self.ray("start", "--head", f"--port={self.port}", f"--temp-dir={self.head_tmp}", "--num-cpus=1",
                  "--num-gpus=0", "--node-ip-address=127.0.0.1", "--include-dashboard=true",
-                 "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard}", "--disable-usage-stats")
+                 "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard}", "--disable-usage-stats",
+                 f"--dashboard-agent-listen-port={_free_port()}")
         self.start_worker()
         self.wait_for_job_agent()
 
@@ -103,7 +104,10 @@ class Cluster:
 
     def start_worker(self) -> None:
         self.ray("start", f"--address=127.0.0.1:{self.port}", f"--temp-dir={self.worker_tmp}", "--num-cpus=1",
-                 "--num-gpus=0", "--node-ip-address=127.0.0.1", '--resources={"worker_node": 1}')
+                 "--num-gpus=0", "--node-ip-address=127.0.0.1", '--resources={"worker_node": 1}',
+                 # Each node's agent on its own HTTP port: both default to 52365, and when the worker's agent
+                 # binds it first the head's serves no HTTP, so the head accepts no job ("No available agent").
+                 f"--dashboard-agent-listen-port={_free_port()}")
 
     def worker_processes(self) -> list[int]:
         """The worker node's Ray processes and their children (Ray workers retitle themselves ``ray::...``)."""

@@ -65,6 +65,23 @@ def test_unreadable_data_file(tmp_path, capsys, ci_raw):
     assert code == 2 and "bad.parquet" in err and len(err.splitlines()) == 1
 
 
+def test_a_library_logging_its_own_error_adds_no_lines(tmp_path, capsys, ci_raw):
+    """datasets logs an unreadable Parquet file's error before raising; the CLI's one line says it. A handler
+    another library left on the root logger with a closed stream (as Ray's did in CI) made that log a
+    "--- Logging error ---" traceback on stderr."""
+    import io
+    import logging
+
+    stale = io.StringIO()
+    handler = logging.StreamHandler(stale)
+    stale.close()
+    logging.root.addHandler(handler)
+    try:
+        test_unreadable_data_file(tmp_path, capsys, ci_raw)
+    finally:
+        logging.root.removeHandler(handler)
+
+
 def test_missing_text_column(tmp_path, capsys, ci_raw):
     data = tmp_path / "data.csv"
     data.write_text("body,label\nhello there friend,1\n")

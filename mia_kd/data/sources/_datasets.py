@@ -47,12 +47,18 @@ def load_split(
     import datasets  # heavy; imported only when a source is actually read
 
     def load(directory: str | None) -> Any:
+        # datasets logs its own error before raising (an unreadable Parquet file's schema): the DataError below
+        # says it in one line, so its log would only add lines (and tracebacks through handlers gone stale).
+        verbosity = datasets.logging.get_verbosity()
+        datasets.logging.set_verbosity(datasets.logging.CRITICAL)
         try:
             return datasets.load_dataset(cache_dir=directory, keep_in_memory=True, **kwargs)
         # datasets, fsspec, pyarrow and the hub client raise many unrelated types; to the user each one
         # means "this data cannot be read", and the original is kept as __cause__.
         except Exception as exc:  # noqa: BLE001
             raise DataError(f"{key}: cannot read {what}: {_first_line(exc)}{_hint(exc)}") from exc
+        finally:
+            datasets.logging.set_verbosity(verbosity)
 
     if not temporary:
         return load(cache_dir)

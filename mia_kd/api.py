@@ -7,7 +7,6 @@ the same computations, returned as DataFrames and dataclasses, nothing written u
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,13 +148,8 @@ class SweepResults:
         if record:
             return fr.compute_frontier(self.results, fr.reference_point(self.results, margin=margin, given=reference))
         with tempfile.TemporaryDirectory(prefix="mia_kd_frontier_") as scratch:
-            # reference_point records what it sets beside the tables: let it read the record there but write here.
-            from mia_kd.store import SweepStorage
-
-            recorded = SweepStorage.parse(self.root).read_text(fr.REFERENCE_FILE)
-            if recorded is not None:
-                Path(scratch, fr.REFERENCE_FILE).write_text(recorded)
-            ref = fr.reference_point(dataclasses.replace(self.results, root=scratch), margin=margin, given=reference)
+            # A point the results folder records is reused; a new one is recorded in scratch, then dropped.
+            ref = fr.reference_point(self.results, margin=margin, given=reference, out=Path(scratch))
         return fr.compute_frontier(self.results, ref)
 
     def asymmetry(self, attack: str | None = None) -> Asymmetry:

@@ -122,3 +122,83 @@ def test_long_rows_are_scored_with_a_sliding_window_not_cut(model, rows):
     single = _score(model, long_rows, batch_size=1, context=64)
     for a, b in zip(single.logprobs, stats.logprobs, strict=True):
         np.testing.assert_allclose(a, b, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("block", [1, 50 * 3, 50 * 5, 50 * 5 * 2, 10**9])
+def test_token_stats_in_blocks_are_one_pass_over_the_batch(block):
+    """Blocks of one position, of 3 of a row's 5 positions, of one row, of two of the 3 rows, the whole batch."""
+    from mia_kd.models.scoring import token_stats
+
+    gen = torch.Generator().manual_seed(0)
+    logits = 4 * torch.randn(3, 5, 50, generator=gen)  # (batch, seq, vocab)
+    targets = torch.randint(0, 50, (3, 5), generator=gen)
+    stats = token_stats(logits, targets, moments=True, block=block)
+    logp = torch.log_softmax(logits, -1)
+    p = logp.exp()
+    mu = (p * logp).sum(-1)
+    expected = torch.stack([logp.gather(-1, targets[..., None]).squeeze(-1), mu,
+                            (p * (logp - mu[..., None]) ** 2).sum(-1).sqrt()])
+    assert stats.shape == (3, 3, 5) and stats.dtype == torch.float32
+    torch.testing.assert_close(stats, expected, atol=float32_atol(logp, ops=50), rtol=0)
+    torch.testing.assert_close(token_stats(logits, targets, moments=False, block=block), expected[:1], atol=0, rtol=0)
+
+
+def test_no_batchs_results_outlive_it(model, rows, monkeypatch):
+    """Each batch's logits and statistics are freed before the next batch's forward pass.
+
+    What the scorer keeps between batches sits between one batch's large temporaries and the next: kept per
+    batch (as views of each batch's results were), it fragmented glibc's heap and peak RSS grew with the
+    number of records scored (benchmarks/memory.py).
+    """
+    import weakref
+
+    import mia_kd.models.scoring as scoring
+
+    alive: list[weakref.ref] = []
+    forwards = 0
+
+    def before_forward(module, args, kwargs):
+        nonlocal forwards
+        forwards += 1
+        assert all(ref() is None for ref in alive), "a previous batch's tensors are still alive"
+
+    def after_forward(module, args, kwargs, output):
+        alive.append(weakref.ref(output.logits))
+
+    def tracked(*args, **kwargs):
+        result = original(*args, **kwargs)
+        alive.append(weakref.ref(result))
+        return result
+
+    original = scoring.token_stats
+    monkeypatch.setattr(scoring, "token_stats", tracked)
+    handles = [model.register_forward_pre_hook(before_forward, with_kwargs=True),
+               model.register_forward_hook(after_forward, with_kwargs=True)]
+    try:
+        stats = _score(model, rows, batch_size=4, moments=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert forwards == -(-len(rows) // 4) and len(alive) == 2 * forwards
+    # The pass's statistics are views of one array allocated before the first batch.
+    arrays = [a for column in (stats.logprobs, stats.mean, stats.std) for a in column]
+    assert all(a.base is not None for a in arrays) and len({id(a.base) for a in arrays}) == 1
+
+
+def test_small_blocks_score_as_large_ones(model, rows, monkeypatch):
+    import functools
+
+    import mia_kd.models.scoring as scoring
+
+    whole = _score(model, rows, batch_size=16, moments=True)
+    monkeypatch.setattr(scoring, "token_stats", functools.partial(scoring.token_stats, block=30))
+    blocked = _score(model, rows, batch_size=16, moments=True)
+    for column in ("logprobs", "mean", "std"):
+        for a, b in zip(getattr(whole, column), getattr(blocked, column), strict=True):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, atol=float32_atol(a, ops=2 * 50), rtol=0)
+
+
+def test_one_token_rows_have_no_predictions(model):
+    stats = _score(model, [[0], [0], [0, 5, 6]], batch_size=2, moments=True)
+    assert [len(lp) for lp in stats.logprobs] == [0, 0, 2] and [len(sd) for sd in stats.std] == [0, 0, 2]

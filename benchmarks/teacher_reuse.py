@@ -4,7 +4,8 @@ Reads a sweep's ``trials`` table (``stage_times``: the shared ``prepare`` stages
 each trial's own stages). The teacher (and the reference model) are trained and scored once in
 ``prepare`` and shared through Ray's object store; a trial trains and scores its student only. Target:
 teacher time inside trials < 2% of trial time. Also quotes, from ``benchmarks/results/stages.json`` if
-present, the share of distillation spent in the teacher's forward passes (computed each step, not cached).
+present, the share of a distillation run the teacher's forward passes take where its logits are recomputed
+(``distill.teacher_logits: recompute``; by default they are cached once per prepared state).
 
     python benchmarks/teacher_reuse.py [RESULTS_DIR]     # default results/quickstart (mia-kd sweep's output)
 """
@@ -47,8 +48,9 @@ def main() -> int:
     forward = None
     if stages.exists():
         forward = json.loads(stages.read_text())["distillation"]["teacher_forward_share"]
-        print(f"Not counted above: the teacher's forward passes during distillation, {100 * forward:.0f}% of a "
-              "distillation run (benchmarks/stages.py), since its logits are not cached.")
+        print(f"Not counted above: where the teacher's logits are recomputed per batch (distill.teacher_logits: "
+              f"recompute), its forward passes are {100 * forward:.0f}% of a distillation run (benchmarks/stages.py); "
+              "by default they are cached once per prepared state (benchmarks/teacher_logits.py).")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"date": str(date.today()), "prepare": prepare, "trials": len(times),
                                           "trial_seconds": trial_total, "teacher_in_trials_seconds": in_trials,

@@ -11,8 +11,9 @@ Each block sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``:
 - ``methods-effect``: ``benchmarks/results/methods_effect.md``, written by ``benchmarks/methods_effect.py``;
 - ``quickstart-trial`` and ``quickstart-sweep``: ``benchmarks/results/quickstart.md``'s sections of the same
   names, written by ``benchmarks/quickstart.py``;
-- ``search-efficiency``, ``dp-sgd-speed``, ``cli-speed`` and ``smoke``: ``benchmarks/results/search_efficiency.md``,
-  ``dp_sgd_speed.md``, ``cli_speed.md`` and ``smoke.md``, written by the benchmarks of the same names.
+- ``search-efficiency``, ``dp-sgd-speed``, ``cli-speed``, ``smoke``, ``teacher-logits``, ``memory`` and
+  ``sweep-speedup``: ``benchmarks/results/<name>.md``, written by the benchmarks of the same names;
+- ``throughput``: one table of the sweep-throughput targets, each ratio read from its benchmark's JSON.
 
 A block may sit in any of the files; each is rewritten where it is.
 """
@@ -20,6 +21,7 @@ A block may sit in any of the files; each is rewritten where it is.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -45,11 +47,69 @@ def blocks() -> dict[str, str]:
     if effect.is_file():
         out["methods-effect"] = effect.read_text().strip()
     out.update(_sections(RESULTS / "quickstart.md"))
-    for name in ("search-efficiency", "dp-sgd-speed", "cli-speed", "smoke"):
+    for name in ("search-efficiency", "dp-sgd-speed", "cli-speed", "smoke", "teacher-logits", "memory", "sweep-speedup"):
         file = name.replace("-", "_") + ".md"
         if (RESULTS / file).is_file():
             out[name] = (RESULTS / file).read_text().strip()
+    out["throughput"] = throughput()
     return out
+
+
+def _json(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "**NOT met**"
+
+
+def throughput() -> str:
+    """The sweep-throughput targets, one row each: the measured ratio, the target, the verdict, where from."""
+    rows = []
+    speedup = _json("sweep_speedup")
+    if speedup:
+        before, now = speedup["before"], speedup["now"]
+        rows.append((f"quickstart sweep wall time, now / before ({before['commit']})", f"{speedup['ratio']:.2f}",
+                     "≤ 0.70", _verdict(speedup["ratio"] <= 0.7), "sweep_speedup.py", speedup["date"]))
+        rows.append(("quickstart sweep: students trained", f"{now['students']} (before {before['students']})",
+                     "each distinct configuration once", _verdict(now["students"] < before["students"]),
+                     "sweep_speedup.py", speedup["date"]))
+    dp = _json("dp_sgd_speed")
+    if dp:
+        ratio = dp["median"]["dp_sgd vectorised"] / dp["median"]["plain"]
+        rows.append(("DP-SGD distillation / plain distillation", f"{ratio:.2f}", "≤ 1.5", _verdict(ratio <= 1.5),
+                     "dp_sgd_speed.py", dp["date"]))
+    logits = _json("teacher_logits")
+    if logits:
+        rows.append(("distillation speed-up, teacher logits cached vs recomputed", f"{logits['ratio']:.2f}×", "≥ 1.3×",
+                     _verdict(logits["ratio"] >= 1.3), "teacher_logits.py", logits["date"]))
+    search = _json("search_efficiency")
+    if search:
+        default = search["default"]
+        reached = {m: r["samplers"][default]["reach_95"] for m, r in search["results"].items()}
+        oracle = {m: r["oracle"]["reach_95"] for m, r in search["results"].items()}
+        limit = 0.25 * search["grid"]
+        rows.append((f"default sampler ({default}): trials to 95% of a {search['grid']}-trial grid's hypervolume "
+                     f"({' / '.join(reached)}; knowing the surface: {' / '.join(f'{v:g}' for v in oracle.values())})",
+                     " / ".join(f"{v:g}" for v in reached.values()), f"≤ {limit:g}",
+                     _verdict(all(v <= limit for v in reached.values())), "search_efficiency.py", search["date"]))
+    overhead = _json("sweep_overhead")
+    if overhead:
+        rows.append((f"sweep fixed overhead at {overhead['trials']} trials, share of a trial",
+                     f"{100 * overhead['overhead_fraction']:.0f}%", "≤ 10%", _verdict(overhead["overhead_fraction"] <= 0.1),
+                     "sweep_overhead.py", overhead["date"]))
+    memory = _json("memory")
+    if memory and "growth" in memory:
+        rows.append(("scoring memory added, 4,000 / 500 records; time vs the previous scorer",
+                     f"{memory['growth']['new']:.2f}×; {memory['time_ratio']:.2f}×", "≤ 2×; ≤ 1.10×",
+                     _verdict(memory["growth_met"] and memory["time_met"]), "memory.py", memory["date"]))
+    rows.append(("GPU: trials per GPU, utilisation, quickstart trial time", "not measured (no GPU lent)", "", "",
+                 "gpu_smoke.sh", ""))
+    lines = ["| what | measured | target | verdict | `benchmarks/` script, date |", "|---|---:|---|---|---|"]
+    lines += [f"| {what} | {value} | {target} | {verdict} | `{script}` {day} |"
+              for what, value, target, verdict, script, day in rows]
+    return "\n".join(lines)
 
 
 def render(readme: str, generated: dict[str, str]) -> str:

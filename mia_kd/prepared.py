@@ -1,27 +1,29 @@
 """What every trial of a sweep shares: the prepared split, models and teacher-side results (docs/architecture.md §2).
 
 :func:`mia_kd.trial.prepare` builds a :class:`Prepared` once per sweep; each trial's
-:func:`mia_kd.trial.run_student` reads it. Its key (:func:`prepare_key`) is the hash of the config fields it
-depends on, so a trial can never run on the wrong preparation.
+:func:`mia_kd.trial.run_student` reads it. Its key (:meth:`TrialConfig.prepare_key`) is the hash of the config
+fields it depends on, so a trial can never run on the wrong preparation.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mia_kd.attacks import Attacked, TokenStats
-from mia_kd.config import PrivacyConfig, TrialConfig
+from mia_kd.attacks.zlib import zlib_bytes
+from mia_kd.config import PrivacyConfig
 from mia_kd.data import BlindCheck, Split
+from mia_kd.distill.teacher_cache import TeacherLogits
 from mia_kd.models.scoring import Scored, ScoringPlan
 from mia_kd.privacy import Vulnerability, vulnerable_subset
+from mia_kd.store.rows import RecordsPart
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,8 @@ class CachedModel:
 class Prepared:
     """Everything a trial needs before its student, built once per sweep and shared by its trials.
 
-    It depends on the config minus ``privacy``, ``distill`` and ``student_seed`` (:func:`prepare_key`). The
-    teacher's vulnerable subsets are computed on first use, one per vulnerability setting.
+    It depends on the config minus ``privacy``, ``distill`` and ``student_seed`` (:meth:`TrialConfig.prepare_key`).
+    The teacher's vulnerable subsets are computed on first use, one per vulnerability setting.
     """
 
     key: str
@@ -53,8 +55,18 @@ class Prepared:
     reference_utility: float | None
     teacher_scored: Scored
     teacher_attacked: Attacked
+    records: pa.Table  # the teacher's and reference model's ``records`` rows, once for every trial sharing this
     stage_times: dict[str, float]
+    node_id: str  # where it was built (Ray's node id in a Ray task, else the host name)
     vulnerabilities: dict[tuple[str, str], Vulnerability] = field(default_factory=dict)
+    teacher_logits: TeacherLogits | None = None  # the teacher on the transfer set (distill.teacher_logits)
+
+    def to_cpu(self) -> Prepared:
+        """The models moved to the CPU (in place), so that any node can load what a GPU node prepared."""
+        for cached in (self.teacher, self.reference):
+            if cached is not None:
+                cached.model.cpu()
+        return self
 
     def vulnerability(self, privacy: PrivacyConfig) -> Vulnerability:
         attack, rule = privacy.vulnerability_attack, privacy.vulnerable_tokens
@@ -70,10 +82,33 @@ class Prepared:
         return self.vulnerabilities[attack, rule]
 
 
-def prepare_key(config: TrialConfig) -> str:
-    """Hash of the config fields that :func:`prepare` depends on."""
-    payload = config.model_dump(mode="json", exclude={"runtime", "privacy", "distill", "student_seed", "sweep_id"})
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+def record_parts(
+    split: Split, plan: ScoringPlan, scored: dict[str, Scored | TokenStats | None], attacked: dict[str, Attacked],
+) -> list[RecordsPart]:
+    """What the ``records`` table keeps of the models in ``scored`` (role → scores): every model's token
+    log-probabilities on every record it scored, and the attack scores of the roles in ``attacked``.
+    The reference model is scored on the attack records only (its :class:`TokenStats`)."""
+    ids, labels = [r.record_id for r in split.attack_records], split.attack_labels.tolist()
+    folds = ["calib"] * split.n_calib + ["eval"] * (len(ids) - split.n_calib)
+    zlib = [zlib_bytes(text) for text in plan.texts]  # of the scored span
+    utility_ids = [r.record_id for r in split.utility]
+    utility_zlib = [zlib_bytes(text) for text in plan.utility_texts]
+    parts = []
+    for role, model in scored.items():
+        if model is None:
+            continue
+        if isinstance(model, TokenStats):
+            parts.append(RecordsPart(role, ids, labels, folds, model.logprobs, zlib))
+            continue
+        inputs = model.attack
+        parts += [
+            RecordsPart(role, ids, labels, folds, inputs.target.logprobs, zlib, scores=attacked[role].scores,
+                        lowercase=inputs.lowercase.logprobs if inputs.lowercase else None,
+                        prefixed=inputs.prefixed.logprobs if inputs.prefixed else None),
+            RecordsPart(role, utility_ids, [None] * len(utility_ids), ["utility"] * len(utility_ids),
+                        model.utility.logprobs, utility_zlib),
+        ]
+    return parts
 
 
 @dataclass

@@ -22,10 +22,10 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mia_kd.attacks import Attacked, privacy_objective, required_passes, run_attacks
-from mia_kd.attacks.zlib import zlib_bytes
 from mia_kd.config import ModelConfig, TrainConfig, TrialConfig
 from mia_kd.data import Split, prepare_split
 from mia_kd.distill.loss import lm_loss
+from mia_kd.distill.teacher_cache import build_teacher_logits, should_cache
 from mia_kd.distill.trainer import distill
 from mia_kd.models.build import build_model
 from mia_kd.models.cache import ModelCache, cache_key, default_cache_dir, tokenizer_fingerprint, trained_model
@@ -33,10 +33,10 @@ from mia_kd.models.pretrained import check_shared_vocabulary, pretrained_roles
 from mia_kd.models.scoring import Scored, ScoringPlan, task_loss
 from mia_kd.models.tokenizer import build_tokenizer, encode
 from mia_kd.models.train import autocast_dtype
-from mia_kd.prepared import CachedModel, Prepared, Stopwatch, prepare_key
+from mia_kd.prepared import CachedModel, Prepared, Stopwatch, record_parts
 from mia_kd.privacy import MethodContext, Vulnerability, build_method
-from mia_kd.store import write_trial
-from mia_kd.store.rows import RecordsPart, metric_rows, provenance, records_table, tables, trial_row
+from mia_kd.store import prepared_id, write_prepared, write_trial
+from mia_kd.store.rows import metric_rows, node_id, provenance, records_table, tables, trial_row
 from mia_kd.validate import check_config
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,9 @@ class TrialResult:
 
     trial: dict[str, Any]
     metrics: list[dict[str, Any]]
-    records: pa.Table
+    records: pa.Table  # the student's rows
+    # The teacher's and reference model's rows: the prepared state's, the same for every trial that shares it
+    shared_records: pa.Table | None = field(default=None, repr=False)
     student: PreTrainedModel | None = field(default=None, repr=False)
     tokenizer: PreTrainedTokenizerBase | None = field(default=None, repr=False)
     vulnerability: Vulnerability | None = field(default=None, repr=False)  # what the method read, if it did
@@ -62,10 +64,15 @@ class TrialResult:
     def tables(self) -> dict[str, pa.Table]:
         return tables(self.trial, self.metrics, self.records)
 
-    def write(self, root: str) -> list[str]:
-        """Write this trial's rows of every table under ``root`` (a folder or URL); the paths written."""
+    def write(self, root: str, *, shared: bool = True) -> list[str]:
+        """Write this trial's rows of every table under ``root`` (a folder or URL); the paths written.
+
+        ``shared``: also the prepared state's teacher and reference rows (a sweep writes those once itself).
+        """
         row = self.trial
-        return write_trial(root, sweep_id=row["sweep_id"], method=row["method"], trial_id=row["trial_id"], tables=self.tables())
+        written = write_prepared(root, row["sweep_id"], row["prepared_key"], self.shared_records) if shared else []
+        return written + write_trial(root, sweep_id=row["sweep_id"], method=row["method"], trial_id=row["trial_id"],
+                                     tables=self.tables())
 
 
 def run_trial(config: TrialConfig, *, trial_id: str | None = None, prepared: Prepared | None = None) -> TrialResult:
@@ -119,18 +126,27 @@ def prepare(config: TrialConfig) -> Prepared:
         teacher_scored = plan.model(teacher.model, reference_stats)
     with clock.stage("metrics"):
         teacher_attacked = _attack(teacher_scored, split, config)
+    teacher_logits = None  # the teacher on the transfer set, once for every trial and epoch (distill.teacher_logits)
+    if should_cache(config.distill.teacher_logits, member_rows, teacher.model, config.distill.teacher_logits_max_mb):
+        with clock.stage("teacher_logits"):
+            teacher_logits = build_teacher_logits(teacher.model, member_rows, pad_id=tokenizer.pad_token_id, device=device,
+                                                  batch_size=config.distill.batch_size, amp_dtype=amp)
+    key = config.prepare_key()
+    shared = {"teacher": teacher_scored, "reference": reference_stats}
     return Prepared(
-        key=prepare_key(config), split=split, blind=blind, tokenizer=tokenizer, member_rows=member_rows,
+        key=key, split=split, blind=blind, tokenizer=tokenizer, member_rows=member_rows,
         n_truncated=cut + plan.n_truncated, plan=plan, teacher=teacher, reference=reference,
         reference_stats=reference_stats, reference_utility=reference_utility, teacher_scored=teacher_scored,
-        teacher_attacked=teacher_attacked, stage_times=dict(clock.times),
+        teacher_attacked=teacher_attacked, stage_times=dict(clock.times), node_id=node_id(), teacher_logits=teacher_logits,
+        records=records_table(prepared_id(key), [s.name for s in config.attacks],
+                              record_parts(split, plan, shared, {"teacher": teacher_attacked})),
     )
 
 
 def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None = None) -> TrialResult:
     """The student's part of a trial: privacy method, distillation, scores, attacks, the result rows."""
     config, p = check_config(config), prepared
-    if p.key != prepare_key(config):
+    if p.key != config.prepare_key():
         raise ValueError("this trial's config differs from the prepared one outside privacy/distill/student_seed")
     trial_id, started_at, clock, wall = trial_id or uuid.uuid4().hex[:12], datetime.now(UTC), Stopwatch(), time.perf_counter()
     device, amp = _setup(config)
@@ -151,6 +167,7 @@ def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None
             p.member_rows, config.distill, seed=seed, pad_id=p.tokenizer.pad_token_id, device=device,
             progress=config.runtime.progress, method=method if privacy.stage == "train" else None,
             record_ids=[r.record_id for r in p.split.members], amp_dtype=amp,
+            teacher_cache=p.teacher_logits if config.distill.teacher_logits != "recompute" else None,
         )
     with clock.stage("scoring"):
         scored = {"teacher": p.teacher_scored, "student": p.plan.model(distilled.student, p.reference_stats, transform=serve)}
@@ -178,13 +195,15 @@ def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None
         n_nonmembers=len(p.split.nonmembers), n_utility=len(p.split.utility), n_public=len(p.split.public),
         n_truncated=p.n_truncated, n_windowed=max(p.plan.n_windowed(p.teacher.model), p.plan.n_windowed(distilled.student)),
         teacher_cache_hit=p.teacher.hit, reference_cache_hit=p.reference.hit if p.reference else None,
-        teacher_key=p.teacher.key, wall_time_s=clock.times["total"],
+        teacher_key=p.teacher.key, prepared_key=p.key, prepare_node_id=p.node_id, wall_time_s=clock.times["total"],
         stage_times=json.dumps({"prepare": p.stage_times, "trial": clock.times}), started_at=started_at,
         device=str(device) + (f" ({amp} autocast)" if amp is not None else ""), **provenance(),
     )
     return TrialResult(
         trial=row, metrics=metric_rows(trial_id, {role: attacked[role].rows for role in ROLES}),
-        records=records_table(trial_id, [s.name for s in config.attacks], _record_parts(p, scored, attacked)),
+        records=records_table(trial_id, [s.name for s in config.attacks],
+                              record_parts(p.split, p.plan, {"student": scored["student"]}, attacked)),
+        shared_records=p.records,
         student=distilled.student, tokenizer=p.tokenizer, vulnerability=vulnerability if method.needs_vulnerability else None,
     )
 
@@ -218,25 +237,3 @@ def _attack(scored: Scored, split: Split, config: TrialConfig) -> Attacked:
         scored.attack, split.attack_labels, np.arange(n_calib), np.arange(n_calib, n), list(config.attacks),
         n_bootstrap=config.metrics.n_bootstrap, seed=config.seed,
     )
-
-
-def _record_parts(p: Prepared, scored: dict[str, Scored], attacked: dict[str, Attacked]) -> list[RecordsPart]:
-    """What the ``records`` table keeps: every model's token log-probabilities on every record it scored."""
-    ids, labels = [r.record_id for r in p.split.attack_records], p.split.attack_labels.tolist()
-    folds = ["calib"] * p.split.n_calib + ["eval"] * (len(ids) - p.split.n_calib)
-    zlib = [zlib_bytes(text) for text in p.plan.texts]  # of the scored span
-    utility_ids = [r.record_id for r in p.split.utility]
-    utility_zlib = [zlib_bytes(text) for text in p.plan.utility_texts]
-    parts = []
-    for role in ROLES:
-        inputs = scored[role].attack
-        parts += [
-            RecordsPart(role, ids, labels, folds, inputs.target.logprobs, zlib, scores=attacked[role].scores,
-                        lowercase=inputs.lowercase.logprobs if inputs.lowercase else None,
-                        prefixed=inputs.prefixed.logprobs if inputs.prefixed else None),
-            RecordsPart(role, utility_ids, [None] * len(utility_ids), ["utility"] * len(utility_ids),
-                        scored[role].utility.logprobs, utility_zlib),
-        ]
-    if p.reference_stats is not None:
-        parts.append(RecordsPart("reference", ids, labels, folds, p.reference_stats.logprobs, zlib))
-    return parts

@@ -15,7 +15,7 @@ import pyarrow.dataset as ds
 from mia_kd.config import AttackSpec, TrialConfig
 from mia_kd.errors import UserError
 from mia_kd.objectives import PRIVACY, REPORTED_COLUMNS, SELECTION_COLUMNS
-from mia_kd.store import read_table
+from mia_kd.store import SHARED_ROLES, prepared_id, read_table
 
 ROLES = ("teacher", "student")
 
@@ -56,11 +56,34 @@ class Results:
         return self.metrics[self.metrics["model_role"] == role].reset_index(drop=True)
 
     def records(self, *, roles: tuple[str, ...], trial_ids: list[str] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
-        """``records`` rows of ``roles`` (and ``trial_ids`` if given), only ``columns`` if given."""
-        flt = ds.field("model_role").isin(list(roles))
-        if trial_ids is not None:
-            flt = flt & ds.field("trial_id").isin(list(trial_ids))
-        return read_table(self.root, "records", sweep_id=self.sweep_id, filter=flt, columns=columns).to_pandas()
+        """``records`` rows of ``roles`` (and ``trial_ids`` if given), only ``columns`` if given.
+
+        Every trial's rows, whichever way they were stored: since schema 3 the teacher's and reference
+        model's rows are stored once per prepared state (``trials.prepared_key``); they are read once and
+        given to each trial prepared from it, so callers see the same rows as a per-trial store gives.
+        """
+        wanted = list(self.completed["trial_id"]) if trial_ids is None else list(trial_ids)
+        read = None if columns is None else list(dict.fromkeys(["trial_id", *columns]))
+        flt = ds.field("model_role").isin(list(roles)) & ds.field("trial_id").isin(wanted)
+        frames = [read_table(self.root, "records", sweep_id=self.sweep_id, filter=flt, columns=read).to_pandas()]
+        shared_roles = [role for role in roles if role in SHARED_ROLES]
+        keys = self._prepared_keys(wanted) if shared_roles else {}
+        if keys:
+            flt = ds.field("model_role").isin(shared_roles) & ds.field("trial_id").isin(sorted(set(keys.values())))
+            shared = read_table(self.root, "records", sweep_id=self.sweep_id, filter=flt, columns=read).to_pandas()
+            by_key = dict(tuple(shared.groupby("trial_id", sort=False)))
+            frames += [by_key[key].assign(trial_id=trial) for trial, key in keys.items() if key in by_key]
+        frames = [frame for frame in frames if len(frame)] or frames[:1]
+        records = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        return records if columns is None or "trial_id" in columns else records.drop(columns="trial_id")
+
+    def _prepared_keys(self, trial_ids: list[str]) -> dict[str, str]:
+        """trial id → the ``records`` id of its prepared state's shared rows (schema 3 on; older trials
+        hold their teacher and reference rows under their own id)."""
+        if "prepared_key" not in self.completed:
+            return {}
+        keys = self.completed.set_index("trial_id")["prepared_key"].dropna()
+        return {t: prepared_id(keys[t]) for t in trial_ids if t in keys.index}
 
     def local_root(self) -> Path:
         """The results folder as a local path (analysis outputs are written beside the tables)."""

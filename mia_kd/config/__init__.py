@@ -16,6 +16,7 @@ from mia_kd.config._load import (
 from mia_kd.config._sweep import (
     MethodSearch,
     MlflowTracking,
+    PrepareResources,
     Resources,
     Sampler,
     SweepConfig,
@@ -42,8 +43,8 @@ from mia_kd.config._trial import (
 
 __all__ = [
     "DEFAULT_ATTACKS", "AttackSpec", "DataConfig", "DistillConfig", "MethodSearch", "MetricsConfig", "ModelConfig",
-    "MlflowTracking", "PrivacyConfig", "PrivacyObjective", "Resources", "RuntimeConfig", "Sampler", "Strict", "SweepConfig",
-    "SweepSection", "TeacherConfig", "TokenizerConfig", "Tracking", "TrainConfig", "TrialConfig", "WandbTracking",
+    "MlflowTracking", "PrepareResources", "PrivacyConfig", "PrivacyObjective", "Resources", "RuntimeConfig", "Sampler",
+    "Strict", "SweepConfig", "SweepSection", "TeacherConfig", "TokenizerConfig", "Tracking", "TrainConfig", "TrialConfig", "WandbTracking",
     "apply_override", "format_validation_error", "load_config", "load_sweep", "read_yaml", "validate_config",
     "validation_problems",
 ]

@@ -31,6 +31,19 @@ class Resources(Strict):
     gpu: float = Field(0.0, ge=0, description="GPUs per trial; fractions pack several trials on one GPU")
 
 
+class PrepareResources(Strict):
+    """Where ``prepare`` (split, tokenizer, teacher, reference model, teacher scores) runs: a Ray task of its own,
+    so a CPU-only head node only orchestrates."""
+
+    cpu: float | None = Field(
+        None, gt=0, description="CPUs for prepare (torch threads = max(1, floor(cpu))); null: all of the largest node's"
+    )
+    gpu: float | None = Field(None, ge=0, description="GPUs for prepare; null: 1 when the cluster has a GPU, else 0")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="custom Ray resources it needs, e.g. {gpu_node: 1} to pin it to such nodes"
+    )
+
+
 class MlflowTracking(Strict):
     """Ray Tune's ``MLflowLoggerCallback``: one MLflow run per Tune trial (its config as params, every reported
     value as a metric)."""
@@ -85,6 +98,7 @@ class SweepSection(Strict):
     )
     sampler_seed: int = Field(0, ge=0, lt=2**31, description="seeds the sampler (each method's study gets seed + index)")
     resources: Resources = Field(default_factory=Resources)
+    prepare_resources: PrepareResources = Field(default_factory=PrepareResources)
     max_concurrent: int = Field(2, ge=1, description="trials running at once")
     max_failures: int = Field(1, ge=0, description="retries of a failing trial before it is recorded as failed")
     out: str = Field("results", description="results folder or URL (s3://, gs://, ...): on a cluster, storage every node reaches (--out overrides)")

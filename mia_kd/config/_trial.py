@@ -117,6 +117,15 @@ class DistillConfig(TrainConfig):
     epochs: int = Field(10, ge=1, description="passes over the transfer set")
     temperature: float = Field(2.0, gt=0, description="softening temperature T of the KD term (scaled by T²)")
     alpha: float = Field(0.5, ge=0, le=1, description="loss = (1 − alpha)·CE + alpha·KD")
+    teacher_logits: Literal["cache", "recompute", "auto"] = Field(
+        "auto",
+        description="the teacher's logits on the transfer set: cache (computed once when the trials are prepared and "
+        "reused by every trial and epoch; full vocabulary in float32, a forward pass's values up to float rounding), "
+        "recompute (a teacher forward pass per batch), auto (cache when they fit teacher_logits_max_mb)",
+    )
+    teacher_logits_max_mb: float = Field(
+        2048, gt=0, description="memory budget (MiB) for auto: the transfer set's tokens × vocabulary × 4 bytes"
+    )
 
 
 class AttackSpec(Strict):
@@ -287,8 +296,15 @@ class TrialConfig(Strict):
         return self
 
     def config_hash(self) -> str:
-        """Hash of everything that determines the trial's results (runtime settings excluded)."""
-        payload = self.model_dump(mode="json", exclude={"runtime"})
+        """Hash of everything that determines the trial's results (runtime settings excluded, and where the
+        teacher's logits come from: cached or recomputed, they are the same up to float rounding)."""
+        payload = self.model_dump(mode="json", exclude={"runtime": True, "distill": {"teacher_logits", "teacher_logits_max_mb"}})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def prepare_key(self) -> str:
+        """Hash of what a trial's preparation depends on (split, tokenizer, teacher, reference model, attacks):
+        everything but ``runtime``, ``privacy``, ``distill``, ``student_seed`` and ``sweep_id``."""
+        payload = self.model_dump(mode="json", exclude={"runtime", "privacy", "distill", "student_seed", "sweep_id"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     @property

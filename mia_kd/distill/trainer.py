@@ -7,6 +7,7 @@ step. At its neutral strength every hook is the identity, so the result is exact
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,8 +16,12 @@ from transformers import PreTrainedModel
 
 from mia_kd.config import DistillConfig
 from mia_kd.distill.loss import distill_loss
+from mia_kd.distill.teacher_cache import TeacherLogits
+from mia_kd.models.build import context_length
 from mia_kd.models.train import FitReport, fit
 from mia_kd.privacy import PrivacyMethod
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,13 @@ def distill(
     method: PrivacyMethod | None = None,
     record_ids: Sequence[str] | None = None,
     amp_dtype: torch.dtype | None = None,
+    teacher_cache: TeacherLogits | None = None,
 ) -> DistillResult:
-    """Train ``student`` on ``rows`` (ids ``record_ids``) against the frozen ``teacher``'s distributions."""
+    """Train ``student`` on ``rows`` (ids ``record_ids``) against the frozen ``teacher``'s distributions.
+
+    ``teacher_cache`` (:mod:`mia_kd.distill.teacher_cache`): the teacher's logits on these rows, computed
+    once, read instead of a teacher forward pass per batch where it covers the batch.
+    """
     teacher.to(device).eval()
     if method is not None and not method.is_neutral:
         keep = method.select_records(list(record_ids) if record_ids is not None else [str(i) for i in range(len(rows))])
@@ -48,10 +58,17 @@ def distill(
         student = method.modify_student(student)
     if not rows:
         raise ValueError("no transfer records left to distil on")
+    if teacher_cache is not None:
+        why = teacher_cache.unusable(rows, context=context_length(student), amp_dtype=amp_dtype)
+        if why is not None:
+            log.info("teacher logits recomputed per batch: the cache does not fit this run (%s)", why)
+            teacher_cache = None
 
     def loss_fn(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            teacher_logits = teacher(input_ids=ids, attention_mask=mask).logits
+            teacher_logits = teacher_cache.lookup(ids, mask) if teacher_cache is not None else None
+            if teacher_logits is None:
+                teacher_logits = teacher(input_ids=ids, attention_mask=mask).logits
             if method is not None and not method.is_neutral:
                 teacher_logits = method.transform_logits(teacher_logits, ids, mask)
         return distill_loss(logits, teacher_logits, ids, mask, temperature=config.temperature, alpha=config.alpha)

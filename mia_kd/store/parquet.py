@@ -17,7 +17,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from mia_kd.errors import UserError
-from mia_kd.store.schema import ENSEMBLES, METRICS, RECORDS_BASE, TABLES, TRIALS
+from mia_kd.store.schema import ENSEMBLES, METRICS, PREPARED, RECORDS_BASE, TABLES, TRIALS, prepared_id
 
 PARTITION_KEYS = ("sweep_id", "method")
 
@@ -50,6 +50,14 @@ def write_trial(root: str, *, sweep_id: str, method: str, trial_id: str, tables:
         fs.move(tmp, final)
         written.append(final)
     return written
+
+
+def write_prepared(root: str, sweep_id: str, key: str, records: pa.Table | None) -> list[str]:
+    """Write the teacher's and reference model's ``records`` rows of prepared state ``key`` (once per sweep
+    and key: every trial prepared alike shares them); nothing when ``records`` is None."""
+    if records is None:
+        return []
+    return write_trial(root, sweep_id=sweep_id, method=PREPARED, trial_id=prepared_id(key), tables={"records": records})
 
 
 def read_table(

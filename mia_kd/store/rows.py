@@ -60,11 +60,15 @@ def metric_rows(trial_id: str, by_role: Mapping[str, Sequence[Mapping[str, Any]]
     ]
 
 
+def node_id() -> str:
+    """Ray's node id inside a Ray worker (the sweep's adapter sets ``MIA_KD_NODE_ID``), else the host name."""
+    return os.environ.get("MIA_KD_NODE_ID") or socket.gethostname()
+
+
 def provenance() -> dict[str, Any]:
     """Where and with what this process runs: ``node_id``, ``hostname``, ``package_versions``, ``git_revision``."""
     return {
-        # Ray's node id inside a Ray worker (the sweep's adapter sets it), else the host name.
-        "node_id": os.environ.get("MIA_KD_NODE_ID") or socket.gethostname(),
+        "node_id": node_id(),
         "hostname": socket.gethostname(),
         "package_versions": _json(_package_versions()),
         "git_revision": _git_revision(),

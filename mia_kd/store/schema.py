@@ -9,8 +9,21 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 2: selection_privacy (calib), orientation, TPR@1% CI, fpr_step, calib_* metrics
+# 2: selection_privacy (calib), orientation, TPR@1% CI, fpr_step, calib_* metrics
+# 3: the teacher's and reference model's records once per prepared state (trials.prepared_key), not per trial
+SCHEMA_VERSION = 3
 TABLES = ("trials", "metrics", "records", "ensembles")
+
+# Roles whose records depend on the prepared state only (split, teacher, reference model), not on the
+# trial: stored once per prepared state under trial_id prepared_id(key), in partition method=PREPARED.
+SHARED_ROLES = ("teacher", "reference")
+PREPARED = "prepared"
+
+
+def prepared_id(key: str) -> str:
+    """The ``records`` trial id of the teacher's and reference model's rows of prepared state ``key``."""
+    return f"prepared-{key}"
+
 
 TRIALS = pa.schema(
     [
@@ -64,10 +77,14 @@ TRIALS = pa.schema(
         ("teacher_cache_hit", pa.bool_()),
         ("reference_cache_hit", pa.bool_()),
         ("teacher_key", pa.string()),
+        # What the trial was prepared from (split, teacher, reference model): its teacher and reference
+        # ``records`` rows are stored once per key, under trial_id ``prepared-<key>`` (schema 3 on).
+        ("prepared_key", pa.string()),
         ("wall_time_s", pa.float64()),
         ("stage_times", pa.string()),  # JSON {stage: seconds}
         ("started_at", pa.timestamp("us", tz="UTC")),
         ("node_id", pa.string()),
+        ("prepare_node_id", pa.string()),  # where the trial's prepared state was built (a sweep: its Ray task's node)
         ("hostname", pa.string()),
         ("device", pa.string()),
         ("package_versions", pa.string()),  # JSON {package: version}
@@ -119,6 +136,8 @@ RECORDS_BASE = pa.schema(
         ("schema_version", pa.int32()),
         ("trial_id", pa.string()),
         ("model_role", pa.string()),  # teacher | student | reference
+        # trial_id: the student's trial; the teacher's and reference model's rows are their prepared
+        # state's, trial_id ``prepared-<key>`` (schema 3 on; before, copied into every trial)
         ("record_id", pa.string()),
         ("label", pa.int8()),  # 1 member, 0 non-member, null for utility records
         ("fold", pa.string()),  # calib | eval | utility

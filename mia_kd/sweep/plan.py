@@ -15,7 +15,6 @@ from typing import Any
 
 from mia_kd.config import MethodSearch, SweepConfig, TrialConfig
 from mia_kd.errors import ConfigError
-from mia_kd.prepared import prepare_key
 from mia_kd.privacy import StrengthSpace, method_class
 from mia_kd.store import MANIFEST, SweepStorage
 
@@ -116,7 +115,7 @@ class SweepPlan:
 
     def manifest(self, storage: SweepStorage) -> dict[str, Any]:
         """``sweep.json``'s content: what this folder holds; a folder of a different sweep is refused."""
-        base, key = self.config.base, prepare_key(self.config.base)
+        base, key = self.config.base, self.config.base.prepare_key()
         text = storage.read_text(MANIFEST)
         started = datetime.now(UTC).isoformat()
         if text is not None:

@@ -60,7 +60,7 @@ def run_point(
         result.trial.update(optuna_trial=optuna_trial, tune_trial_id=trial_id)
         if sweep.save_students != "none":
             students.save(SweepStorage.parse(out), result)
-        result.write(out)
+        result.write(out, shared=False)  # the runner wrote the prepared state's teacher and reference rows
         row = result.trial
         for objective in (PRIVACY, REPORTED_PRIVACY, UTILITY):
             sums[objective.name] += row[objective.column]

@@ -23,7 +23,6 @@ from mia_kd.objectives import PRIVACY, UTILITY
 from mia_kd.store import MANIFEST, SweepStorage, read_table
 from mia_kd.sweep import students, tune
 from mia_kd.sweep.plan import SweepPlan
-from mia_kd.trial import prepare
 from mia_kd.validate import check_sweep
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,9 @@ def run_sweep(
     tune.tracking_callbacks(config.sweep.tracking, sweep_id)  # a missing tracker or refused store: before any training
     storage.write_text(MANIFEST, json.dumps(manifest, indent=2, default=str))
     log.info("sweep %s: preparing the split, teacher and reference model once for all trials", sweep_id)
-    prepared = prepare(config.base)
+    prepared, summary = tune.prepare(config.base, storage, config.sweep.prepare_resources)
+    log.info("sweep %s: prepared on node %s in %.0f s (%s)", sweep_id, summary["node_id"],
+             sum(summary["stage_times"].values()), ", ".join(f"{k} {v:.0f} s" for k, v in summary["stage_times"].items()))
 
     stored = stored_trials(storage, sweep_id)
     already = sum(1 for r in stored if r["status"] in ("completed", "failed"))

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from mia_kd.analysis.pareto import pareto_mask
-from mia_kd.distill.student import save_student
 from mia_kd.objectives import selection_points
 from mia_kd.store import SweepStorage
 
 
 def save(storage: SweepStorage, result: Any) -> None:
     """The trial's student (a :class:`~mia_kd.trial.TrialResult`'s), written locally first when ``out`` is a URL."""
+    from mia_kd.distill.student import save_student  # in the trial's worker; the driver only prunes (keep_front)
+
     if storage.local is not None:
         save_student(storage.local / "students", result)
         return

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import ray
@@ -25,17 +25,20 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from tqdm.auto import tqdm
 
-from mia_kd.config import Tracking
+from mia_kd.config import PrepareResources, Tracking, TrialConfig
 from mia_kd.errors import ConfigError, UserError
 from mia_kd.objectives import MODES, NAMES, PRIVACY, REPORTED_PRIVACY, UTILITY
-from mia_kd.prepared import Prepared
 from mia_kd.store import TRIALS, SweepStorage, write_trial
 from mia_kd.store.rows import failed_row
 from mia_kd.sweep.plan import MethodPlan, SweepPlan
-from mia_kd.sweep.point import run_point
 from mia_kd.sweep.study import journal_storage, method_study, stored_baseline, study_name
 
+if TYPE_CHECKING:  # the driver never imports torch: the pipeline runs in the tasks and trials below
+    from mia_kd.prepared import Prepared
+
 METRIC, MODE = list(NAMES), list(MODES)  # Tune wants lists
+
+log = logging.getLogger(__name__)
 
 
 def start(*, address: str | None, verbose: bool) -> None:
@@ -61,8 +64,43 @@ def check_shared(storage: SweepStorage, allow_local_out: bool) -> None:
         )
 
 
+def prepare(config: TrialConfig, storage: SweepStorage, resources: PrepareResources) -> tuple[ray.ObjectRef, dict[str, Any]]:
+    """Run the sweep's preparation (:func:`~mia_kd.sweep.preparation.prepare_for_sweep`) as a Ray task with
+    ``resources``; the prepared state's object reference (trials read it from the object store, the driver
+    never holds it) and the task's summary. The task's own error is raised as itself."""
+    cpu, gpu = prepare_shape(resources, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
+    log.info("preparing as a Ray task: %g CPU, %g GPU%s", cpu, gpu,
+             "".join(f", {k} {v:g}" for k, v in resources.resources.items()))
+    task = ray.remote(_prepare_task).options(
+        num_cpus=cpu, num_gpus=gpu, resources=dict(resources.resources), num_returns=2, name="mia_kd.prepare",
+    )
+    summary, prepared = task.remote(config, storage.out, threads=max(1, math.floor(cpu)))
+    try:
+        return prepared, ray.get(summary)
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, Exception):  # a UserError stays one line, not Ray's remote traceback
+            raise exc.cause from None
+        raise
+
+
+def _prepare_task(config: TrialConfig, out: str, *, threads: int) -> tuple[dict[str, Any], Prepared]:
+    from mia_kd.sweep.preparation import prepare_for_sweep
+
+    os.environ["MIA_KD_NODE_ID"] = ray.get_runtime_context().get_node_id()  # the rows say where it ran
+    return prepare_for_sweep(config, out, threads=threads)
+
+
+def prepare_shape(resources: PrepareResources, nodes: list[dict[str, float]]) -> tuple[float, float]:
+    """``(cpu, gpu)`` of the preparation task: as configured, else one GPU if any node (of ``nodes``'
+    resources) has one, and all the CPUs of the largest such node."""
+    gpu = resources.gpu if resources.gpu is not None else float(any(n.get("GPU", 0) >= 1 for n in nodes))
+    fitting = [n for n in nodes if n.get("GPU", 0) >= gpu] or nodes
+    cpu = resources.cpu if resources.cpu is not None else max((n.get("CPU", 0.0) for n in fitting), default=1.0)
+    return float(cpu or 1.0), float(gpu)
+
+
 def run(
-    plan: SweepPlan, prepared: Prepared, storage: SweepStorage, stored: list[dict[str, Any]], *, bar, verbose: bool,
+    plan: SweepPlan, prepared: Prepared | ray.ObjectRef, storage: SweepStorage, stored: list[dict[str, Any]], *, bar, verbose: bool,
     baseline_only: bool = False, callbacks: list[Callback] | tuple[Callback, ...] = (),
 ) -> tuple[int, ResultGrid | None]:
     """Run every method's missing trials in one Tune experiment; the number of trials run and Tune's
@@ -93,8 +131,10 @@ def run(
     ran = sum(remaining.values())
     if not ran:
         return 0, None
+    if not isinstance(prepared, ray.ObjectRef):
+        prepared = ray.put(prepared)
     trainable = tune.with_parameters(
-        _trainable, plan=plan, prepared=ray.put(prepared), out=storage.out, threads=max(1, math.floor(sweep.resources.cpu))
+        _trainable, plan=plan, prepared=prepared, out=storage.out, threads=max(1, math.floor(sweep.resources.cpu))
     )
     trainable = tune.with_resources(trainable, {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu})
     tuner = tune.Tuner(
@@ -160,6 +200,8 @@ def _check_mlflow(uri: str | None) -> None:
 def _trainable(config: dict[str, Any], *, plan: SweepPlan, prepared, out: str, threads: int) -> None:
     """One Tune trial: the suggested point through :func:`run_point`, its mean objectives reported."""
     import torch
+
+    from mia_kd.sweep.point import run_point
 
     torch.set_num_threads(threads)
     os.environ["MIA_KD_NODE_ID"] = ray.get_runtime_context().get_node_id()

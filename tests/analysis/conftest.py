@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mia_kd.config import validate_config
-from mia_kd.store import write_trial
+from mia_kd.store import write_prepared, write_trial
 
 METHODS = [("none", 0.0), ("temperature", 0.6), ("vulnerable_filter", 1.0), ("output_noise", 0.5)]
 
@@ -29,4 +29,5 @@ def trial_store(tmp_path_factory, ci_raw_factory):
                     tables=result.tables())
         save_student(root / "out" / "students", result)
         results[result.trial_id] = result
+    write_prepared(str(root / "out"), row["sweep_id"], prepared.key, prepared.records)  # once, as a sweep does
     return root / "out", results

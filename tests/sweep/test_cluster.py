@@ -170,13 +170,17 @@ def test_job_submit_runs_trials_on_both_nodes(cluster, job_sweep, tmp_path):
     assert "is a local path and this Ray cluster has 2 nodes" in refused.stdout + refused.stderr
     assert not out.exists(), "the refusal must come before anything is written"
 
-    done = cluster.submit(str(job_sweep), "--out", str(out), "--allow-local-out")
+    # The preparation (teacher included) is a Ray task: pinned here to the worker node, away from the driver,
+    # which `ray job submit` runs on the head.
+    done = cluster.submit(str(job_sweep), "--out", str(out), "--allow-local-out",
+                          "--set", "sweep.prepare_resources.resources={worker_node: 1}")
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     trials = _trials(out)
     assert len(trials) == 3 and trials["trial_id"].is_unique and (trials["status"] == "completed").all()
     roles = _nodes(cluster)
     ran_on = {roles.get(node) for node in trials["node_id"]}
     assert ran_on == {"head", "worker"}, f"trials ran on {ran_on}"
+    assert {roles.get(node) for node in trials["prepare_node_id"]} == {"worker"}, trials["prepare_node_id"]
     assert (out / "optuna" / "journal.log").is_file() and (out / "sweep.json").is_file()
 
 
@@ -210,4 +214,6 @@ def test_a_killed_worker_node_loses_no_trial(cluster, job_sweep, tmp_path):
     assert len(states) == 2, [p.name for p in (out / "tune").iterdir()]
     assert sum(int(n) for state in states for n in re.findall(r'num_failures\\": (\d+)', state)) >= 1
     records = read_table(str(out), "records").to_pandas()
-    assert set(records["trial_id"]) == set(trials["trial_id"])
+    # Each trial's student rows, and the teacher's and reference model's once for the prepared state.
+    assert set(records["trial_id"]) == {*trials["trial_id"], *(f"prepared-{k}" for k in trials["prepared_key"])}
+    assert trials["prepared_key"].nunique() == 1

@@ -128,6 +128,20 @@ def test_two_trial_sweep_from_local_folders(ray_session, ci_raw, hub, tmp_path, 
     assert outcome.completed == 2 and (trials["membership"] == mode).all()
 
 
+def test_a_preparation_error_in_its_ray_task_is_the_users_one_line(ray_session, ci_raw, hub, tmp_path):
+    """The sweep prepares in a Ray task: an error found there is raised as itself, not as Ray's traceback."""
+    from mia_kd.errors import UserError
+    from mia_kd.sweep.runner import run_sweep
+
+    raw = {**_finetune(ci_raw, hub), "student": {"pretrained": str(hub["other_vocab"])}}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({**raw, "sweep": {"methods": {"none": {}}, "save_students": "none"}}))
+    with pytest.raises(UserError) as caught:
+        run_sweep(path, out=str(tmp_path / "out"))
+    assert "its vocabulary differs from the run's tokenizer" in str(caught.value)
+    assert len(str(caught.value).splitlines()) == 1 and "RayTaskError" not in type(caught.value).__name__
+
+
 def _cli_error(tmp_path, raw, capsys) -> str:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(raw))

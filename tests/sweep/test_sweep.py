@@ -49,6 +49,7 @@ def test_two_methods_three_trials_each_share_one_baseline(ray_session, sweep_fil
     assert all("teacher" not in json.loads(times)["trial"] for times in trials["stage_times"])
     metrics = read_table(str(out), "metrics").to_pandas()
     assert set(metrics["trial_id"]) == set(trials["trial_id"])
+    _check_records_once(out, trials)
     for trial_id in trials["trial_id"]:
         assert (out / "students" / trial_id / "model.safetensors").is_file()
     _check_selection_objective(out, outcome.journal, trials)
@@ -57,6 +58,23 @@ def test_two_methods_three_trials_each_share_one_baseline(ray_session, sweep_fil
     assert again.ran == 0 and len(_trials(out)) == 5
     _check_selection_objective(out, again.journal, trials)
     _check_status_and_export(out, trials, tmp_path)
+
+
+def _check_records_once(out: Path, trials) -> None:
+    """The teacher's and reference model's rows are stored once for the sweep's one prepared state, the
+    students' once per trial; every trial still reads its teacher's rows."""
+    from mia_kd.analysis.results import load_results
+
+    records = read_table(str(out), "records", columns=["trial_id", "model_role", "record_id"]).to_pandas()
+    assert trials["prepared_key"].nunique() == 1
+    shared = records[records["model_role"].isin(["teacher", "reference"])]
+    assert set(shared["trial_id"]) == {f"prepared-{trials['prepared_key'].iloc[0]}"}
+    assert not shared.duplicated(["model_role", "record_id"]).any(), "teacher and reference rows once, not per trial"
+    student = records[records["model_role"] == "student"]
+    assert set(student["trial_id"]) == set(trials["trial_id"])
+    assert len(shared[shared["model_role"] == "teacher"]) == len(student) // len(trials)
+    teacher = load_results(str(out)).records(roles=("teacher",), columns=["trial_id", "record_id"])
+    assert teacher.groupby("trial_id").size().to_dict() == dict.fromkeys(trials["trial_id"], len(student) // len(trials))
 
 
 def _check_selection_objective(out: Path, journal: Path, trials) -> None:

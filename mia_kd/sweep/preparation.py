@@ -1,0 +1,33 @@
+"""A sweep's preparation as the work of one Ray task (docs/architecture.md §2): plain Python, no Ray.
+
+The Tune adapter (:mod:`mia_kd.sweep.tune`) runs :func:`prepare_for_sweep` as a task with
+``sweep.prepare_resources`` (by default a GPU where the cluster has one), so the teacher is trained and
+scored where the hardware is while the driver, on a CPU-only head, only orchestrates. Trials receive the
+result through Ray's object store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from mia_kd.config import TrialConfig
+from mia_kd.prepared import Prepared
+from mia_kd.store import write_prepared
+from mia_kd.trial import prepare
+
+
+def prepare_for_sweep(config: TrialConfig, out: str, *, threads: int) -> tuple[dict[str, Any], Prepared]:
+    """Prepare once for every trial of the sweep: the split, tokenizer, teacher, reference model and teacher
+    scores; the teacher's and reference model's ``records`` rows written to ``out`` once.
+
+    Returns a small summary for the driver (what it logs) and the prepared state, its models on the CPU so
+    that a trial on any node can load it.
+    """
+    torch.set_num_threads(threads)
+    prepared = prepare(config)
+    write_prepared(out, config.sweep_id, prepared.key, prepared.records)
+    summary = {"key": prepared.key, "node_id": prepared.node_id, "stage_times": prepared.stage_times,
+               "teacher_cache_hit": prepared.teacher.hit}
+    return summary, prepared.to_cpu()

@@ -69,6 +69,12 @@ class Results:
         shared_roles = [role for role in roles if role in SHARED_ROLES]
         keys = self._prepared_keys(wanted) if shared_roles else {}
         if keys:
+            # A trial whose own records file was skipped as unreadable (the store warned) has no rows at all,
+            # as in a per-trial store: it gets no shared rows either.
+            own = frames[0] if len(shared_roles) < len(roles) else self._with_own_records(list(keys))
+            readable = set(own["trial_id"])
+            keys = {trial: key for trial, key in keys.items() if trial in readable}
+        if keys:
             flt = ds.field("model_role").isin(shared_roles) & ds.field("trial_id").isin(sorted(set(keys.values())))
             shared = read_table(self.root, "records", sweep_id=self.sweep_id, filter=flt, columns=read).to_pandas()
             by_key = dict(tuple(shared.groupby("trial_id", sort=False)))
@@ -76,6 +82,11 @@ class Results:
         frames = [frame for frame in frames if len(frame)] or frames[:1]
         records = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         return records if columns is None or "trial_id" in columns else records.drop(columns="trial_id")
+
+    def _with_own_records(self, trial_ids: list[str]) -> pd.DataFrame:
+        """``trial_id`` of the trials among ``trial_ids`` whose own (student) rows read."""
+        flt = (ds.field("model_role") == "student") & ds.field("trial_id").isin(trial_ids)
+        return read_table(self.root, "records", sweep_id=self.sweep_id, filter=flt, columns=["trial_id"]).to_pandas()
 
     def _prepared_keys(self, trial_ids: list[str]) -> dict[str, str]:
         """trial id → the ``records`` id of its prepared state's shared rows (schema 3 on; older trials

@@ -72,3 +72,17 @@ def test_a_store_with_rows_copied_per_trial_reads_the_same(trial_store, tmp_path
     limit = float(new.completed["objective_utility"].max())
     chosen = [select(pool, max_task_loss=limit) for pool in pools]
     assert chosen[0].members == chosen[1].members and chosen[0].weights == chosen[1].weights
+
+
+def test_a_trial_whose_own_file_is_unreadable_gets_no_shared_rows(trial_store, tmp_path):
+    """As in a per-trial store, where the teacher's rows were in the trial's own file: none of its rows."""
+    import shutil
+
+    root = shutil.copytree(trial_store[0], tmp_path / "out")
+    victim = next((root / "records").rglob("t1-temperature.parquet"))
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    results = load_results(str(root))
+    for roles in (("teacher",), ("teacher", "student"), ("student", "reference")):
+        rows = results.records(roles=roles, columns=["trial_id", "model_role"])
+        assert "t1-temperature" not in set(rows["trial_id"]), roles
+        assert set(rows["trial_id"]) == set(trial_store[1]) - {"t1-temperature"}

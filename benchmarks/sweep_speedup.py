@@ -65,8 +65,8 @@ def main() -> int:
     subprocess.run(["git", "worktree", "add", "--detach", str(old), args.before], cwd=REPO, check=True,
                    capture_output=True)
     revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                                text=True).stdout.strip())
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "mia_kd"], cwd=REPO,
+                                capture_output=True, text=True).stdout.strip())  # the code that ran, not the docs
     cache = work / "cache"
     try:
         # Warm the model cache with a one-trial run of each side (cache keys may differ between versions).

@@ -22,12 +22,10 @@ def prepare_for_sweep(config: TrialConfig, out: str, *, threads: int) -> tuple[d
     """Prepare once for every trial of the sweep: the split, tokenizer, teacher, reference model and teacher
     scores; the teacher's and reference model's ``records`` rows written to ``out`` once.
 
-    Returns a small summary for the driver (what it logs) and the prepared state, its models on the CPU so
+    Returns what the driver logs (where it ran, seconds per stage) and the prepared state, its models on the CPU so
     that a trial on any node can load it.
     """
     torch.set_num_threads(threads)
     prepared = prepare(config)
     write_prepared(out, config.sweep_id, prepared.key, prepared.records)
-    summary = {"key": prepared.key, "node_id": prepared.node_id, "stage_times": prepared.stage_times,
-               "teacher_cache_hit": prepared.teacher.hit}
-    return summary, prepared.to_cpu()
+    return {"node_id": prepared.node_id, "stage_times": prepared.stage_times}, prepared.to_cpu()

@@ -3,8 +3,8 @@
 The ensemble's output is the weighted mixture of its members' next-token distributions, so its
 log-prob of each observed token is ``logsumexp_m(log w_m + ℓ_m)`` (:func:`mia_kd.metrics.mixture_logprobs`): exact
 for every attack that reads only observed-token log-probs (loss, zlib, lowercase, min_k, recall,
-reference) and for the task loss. Attacks that need the full distribution (min_k_pp's moments) are
-reported as not available rather than approximated.
+reference) and for the task loss. Attacks that need the full distribution (min_k_pp's moments) or shadow
+models (lira, rmia) are reported as not available rather than approximated.
 
 Selection is greedy forward selection (Caruana et al., "Ensemble Selection from Libraries of Models",
 ICML 2004), with or without replacement, minimising the privacy objective on the **calib** fold subject to
@@ -38,7 +38,9 @@ from mia_kd.store import SCHEMA_VERSION
 log = logging.getLogger(__name__)
 
 PASSES = {"target": "token_logprobs", "lowercase": "lowercase_token_logprobs", "prefixed": "prefixed_token_logprobs"}
-NEEDS_FULL_DISTRIBUTION = frozenset({"moments"})
+# Passes an ensemble's mixed distribution has no stored counterpart for: the full distribution's moments
+# (min_k_pp), and shadow models (lira, rmia: an ensemble's shadows would be ensembles of shadow students).
+NOT_FOR_ENSEMBLES = frozenset({"moments", "shadows"})
 DEFAULT_MAX_UTILITY_DROP = 0.05
 DEFAULT_MAX_SIZE = 5
 
@@ -117,7 +119,7 @@ def build_pool(results: Results, candidates: list[str] | None = None) -> Pool:
     columns = ["trial_id", "model_role", "record_id", "label", "fold", "n_tokens", *PASSES.values()]
     records = results.records(roles=("student", "reference"), trial_ids=trials, columns=columns + _zlib_columns(results))
     specs = list(results.attacks)
-    unavailable = [s.name for s in specs if ATTACKS.get(s.name).needs & NEEDS_FULL_DISTRIBUTION]
+    unavailable = [s.name for s in specs if ATTACKS.get(s.name).needs & NOT_FOR_ENSEMBLES]
     student = records[records["model_role"] == "student"]
     by_trial = {t: rows.set_index("record_id") for t, rows in student.groupby("trial_id", sort=False)}
     # A trial whose records file was skipped as unreadable (the store warned) cannot be mixed.

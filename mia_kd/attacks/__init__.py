@@ -5,12 +5,12 @@ Every attack maps per-record statistics (:class:`AttackInputs`) to one score per
 no import here.
 """
 
-from mia_kd.attacks._base import Attack, AttackInputs, TokenStats
+from mia_kd.attacks._base import Attack, AttackInputs, ShadowStats, TokenStats
 from mia_kd.attacks._passes import Passes, required_passes
 from mia_kd.attacks._registry import ATTACKS, Fitted, build_attack, check_attack_spec, fit_attack
 from mia_kd.attacks._run import Attacked, privacy_objective, run_attacks, subset
 
 __all__ = [
-    "ATTACKS", "Attack", "AttackInputs", "Attacked", "Fitted", "Passes", "TokenStats", "build_attack",
+    "ATTACKS", "Attack", "AttackInputs", "Attacked", "Fitted", "Passes", "ShadowStats", "TokenStats", "build_attack",
     "check_attack_spec", "fit_attack", "privacy_objective", "required_passes", "run_attacks", "subset",
 ]

@@ -23,13 +23,16 @@ class Passes:
 
     ``moments``: μ_i and σ_i of the vocabulary distribution on the plain pass; ``lowercase``: a pass over
     the lowercased texts; ``reference``: a reference model trained on ``public``, and its pass;
-    ``prefix_records``: how many ``public`` records form the prefix of the prefixed pass (0: no such pass).
+    ``prefix_records``: how many ``public`` records form the prefix of the prefixed pass (0: no such pass);
+    ``shadows``: shadow models trained on known halves of the records, and their passes (last, with a default,
+    so that code written before shadows existed builds the same value).
     """
 
     moments: bool
     lowercase: bool
     reference: bool
     prefix_records: int
+    shadows: bool = False
 
 
 def required_passes(specs: Iterable[Any]) -> Passes:
@@ -65,4 +68,5 @@ def required_passes(specs: Iterable[Any]) -> Passes:
         lowercase="lowercase" in needs,
         reference="reference" in needs,
         prefix_records=prefix[1] if prefix else 0,
+        shadows="shadows" in needs,
     )

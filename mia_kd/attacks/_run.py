@@ -5,6 +5,7 @@ Torch-free, so the analysis side (ensembles scored from stored log-probs) runs a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mia_kd.attacks._base import AttackInputs, TokenStats
+from mia_kd.attacks._base import AttackInputs, ShadowStats, TokenStats
 from mia_kd.attacks._registry import fit_attack
 from mia_kd.metrics import evaluate_attack
 
@@ -29,7 +30,9 @@ class Attacked:
 
 
 def subset(inputs: AttackInputs, idx: np.ndarray) -> AttackInputs:
-    """The records ``idx`` of ``inputs`` (every pass)."""
+    """The records ``idx`` of ``inputs`` (every pass; the shadows' columns; the population among them)."""
+    idx = np.asarray(idx, dtype=np.int64)
+    population = None if inputs.population is None else np.flatnonzero(inputs.population_mask()[idx])
 
     def pick(stats: TokenStats | None) -> TokenStats | None:
         if stats is None:
@@ -41,6 +44,10 @@ def subset(inputs: AttackInputs, idx: np.ndarray) -> AttackInputs:
         texts=[inputs.texts[i] for i in idx], target=pick(inputs.target), lowercase=pick(inputs.lowercase),
         prefixed=pick(inputs.prefixed), reference=pick(inputs.reference),
         zlib_bytes=None if inputs.zlib_bytes is None else np.asarray(inputs.zlib_bytes)[idx],
+        shadows=None if inputs.shadows is None else ShadowStats(
+            scores=np.asarray(inputs.shadows.scores)[:, idx], inside=np.asarray(inputs.shadows.inside)[:, idx]
+        ),
+        population=population,
     )
 
 
@@ -59,6 +66,8 @@ def run_attacks(
     threshold fit on calib, every reported number from eval (and the ``calib_*`` selection statistics). ``labels`` ``(n_records,)`` 1 = member; the bootstrap of the
     ``n``-th spec is seeded ``seed * 1000 + n`` (skipped specs keep their place, so seeds do not shift)."""
     calib_inputs = subset(inputs, calib_idx)
+    if inputs.population is None:  # attacks that pool over records (LiRA, RMIA) pool over calib only
+        inputs = dataclasses.replace(inputs, population=np.asarray(calib_idx, dtype=np.int64))
     rows, scores, thresholds = [], {}, {}
     for n, spec in enumerate(specs):
         if spec.name in skip:

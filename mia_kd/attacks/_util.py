@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from mia_kd.attacks._base import AttackInputs, TokenStats
+from mia_kd.attacks._base import AttackInputs, ShadowStats, TokenStats
 from mia_kd.errors import ConfigError, MiaKdError
 
 # Slack so that k·n a hair above an integer in floating point (0.07 · 100 = 7.000000000000001) does not
@@ -39,6 +39,21 @@ def stats_of(
             f"attack {attack!r}: AttackInputs.{which} has {len(stats)} records, texts has {len(inputs)}"
         )
     return stats
+
+
+def shadows_of(inputs: AttackInputs, attack: str) -> ShadowStats:
+    """``inputs.shadows``, checked to be present and to hold one column per text."""
+    shadows = inputs.shadows
+    if shadows is None:
+        raise MiaKdError(
+            f"attack {attack!r} needs the 'shadows' pass, but the scorer did not provide it "
+            f"(AttackInputs.shadows is None)"
+        )
+    if len(shadows) != len(inputs):
+        raise MiaKdError(
+            f"attack {attack!r}: AttackInputs.shadows has {len(shadows)} records (columns), texts has {len(inputs)}"
+        )
+    return shadows
 
 
 def _lengths(arrays: Sequence[np.ndarray], what: str) -> np.ndarray:

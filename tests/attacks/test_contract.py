@@ -18,7 +18,7 @@ import pytest
 
 from mia_kd import metrics
 from mia_kd.attacks import ATTACKS, AttackInputs, TokenStats, build_attack, required_passes
-from mia_kd.attacks._base import Need
+from mia_kd.attacks._base import Need, ShadowStats
 from mia_kd.errors import ConfigError, MiaKdError
 
 parametrize_attack = pytest.mark.parametrize("name", ATTACKS.names())
@@ -31,8 +31,11 @@ def labelled_inputs(seed: int = 0, n: int = 40) -> tuple[AttackInputs, np.ndarra
 
     Members' target log-probabilities are higher (uniform on [−2.5, −0.5] against [−4, −2]); everything
     else (texts, lowercased and reference passes, μ and σ over the vocabulary) is drawn from one
-    distribution for both, and the prefixed pass is the target lowered by 0.5 nat for both. So every
-    attack, read the right way round, sees members as more likely. Records have 1 to 29 predicted tokens.
+    distribution for both, and the prefixed pass is the target lowered by 0.5 nat for both. Eight shadow
+    models, in pairs, each pair trained on complementary random halves of the records (labels unused): a
+    shadow's mean log-probability is about −3, 1.5 nat higher where the record was in its training set, with
+    one noise per pair, so IN and OUT spreads are equal. So every attack, read the right way round, sees
+    members as more likely. Records have 1 to 29 predicted tokens.
     """
     rng = np.random.default_rng(seed)
     labels = np.r_[np.ones(n // 2), np.zeros(n - n // 2)].astype(np.int8)
@@ -51,8 +54,19 @@ def labelled_inputs(seed: int = 0, n: int = 40) -> tuple[AttackInputs, np.ndarra
         lowercase=TokenStats(logprobs=draw(-4.5, -4.0)),
         prefixed=TokenStats(logprobs=tuple(lp - np.float32(0.5) for lp in target)),
         reference=TokenStats(logprobs=draw(-3.5, -2.5)),
+        shadows=paired_shadows(rng, np.full(n, -3.0), pairs=4, effect=1.5, noise=0.2),
     )
     return inputs, labels
+
+
+def paired_shadows(rng, base: np.ndarray, *, pairs: int, effect: float, noise: float) -> ShadowStats:
+    """``2 · pairs`` shadows on ``len(base)`` records: shadows 2j and 2j+1 hold complementary random halves,
+    share one noise draw N(0, noise²) per record, and score a record ``base + effect`` where it was in."""
+    first = rng.random((pairs, len(base))) < 0.5
+    inside = np.repeat(first, 2, axis=0)
+    inside[1::2] = ~first
+    eps = np.repeat(rng.normal(0.0, noise, (pairs, len(base))), 2, axis=0)
+    return ShadowStats(scores=base + effect * inside + eps, inside=inside)
 
 
 INPUTS, LABELS = labelled_inputs()
@@ -66,7 +80,7 @@ def without(inputs: AttackInputs, need: str) -> AttackInputs:
 
 
 def test_the_missing_pass_helper_knows_every_need():
-    assert set(NEEDS) == {"moments", "lowercase", "prefixed", "reference"}
+    assert set(NEEDS) == {"moments", "lowercase", "prefixed", "reference", "shadows"}
 
 
 @parametrize_attack
@@ -101,10 +115,23 @@ def test_a_higher_score_means_member(name):
 
 @parametrize_attack
 def test_higher_logprobs_score_higher(name):
+    # One record at a time, the others unchanged: an attack that ranks a record among the others (rmia) is,
+    # rightly, unchanged when every record rises alike. The five lowest-scored records, each raised 0.5 nat.
+    attack = build_attack(name)
+    before = attack.score(INPUTS)
+    for r in np.argsort(before, kind="stable")[:5]:
+        raised = list(INPUTS.target.logprobs)
+        raised[r] = raised[r] + np.float32(0.5)
+        member_like = dataclasses.replace(INPUTS, target=dataclasses.replace(INPUTS.target, logprobs=tuple(raised)))
+        assert attack.score(member_like)[r] > before[r], f"record {r}"
+
+
+@parametrize_attack
+def test_higher_logprobs_everywhere_never_lower_a_score(name):
     raised = tuple(lp + np.float32(0.5) for lp in INPUTS.target.logprobs)
     member_like = dataclasses.replace(INPUTS, target=dataclasses.replace(INPUTS.target, logprobs=raised))
     attack = build_attack(name)
-    assert (attack.score(member_like) > attack.score(INPUTS)).all()
+    assert (attack.score(member_like) >= attack.score(INPUTS)).all()
 
 
 @parametrize_attack
@@ -129,8 +156,8 @@ def test_a_missing_pass_is_an_error_naming_it(name, need):
 def test_required_passes_follow_needs(name):
     attack = build_attack(name)
     passes = required_passes([SimpleNamespace(name=name, params={})])
-    assert (passes.moments, passes.lowercase, passes.reference) == tuple(
-        need in attack.needs for need in ("moments", "lowercase", "reference")
+    assert (passes.moments, passes.lowercase, passes.reference, passes.shadows) == tuple(
+        need in attack.needs for need in ("moments", "lowercase", "reference", "shadows")
     )
     assert (passes.prefix_records > 0) == ("prefixed" in attack.needs)
     if "prefixed" in attack.needs:

@@ -11,6 +11,8 @@ Each block sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``:
 - ``methods-effect``: ``benchmarks/results/methods_effect.md``, written by ``benchmarks/methods_effect.py``;
 - ``quickstart-trial`` and ``quickstart-sweep``: ``benchmarks/results/quickstart.md``'s sections of the same
   names, written by ``benchmarks/quickstart.py``;
+- ``strong-attacks`` and ``shadow-cost``: ``benchmarks/results/strong_attacks.md``'s sections, written by
+  ``benchmarks/strong_attacks.py``; ``transfer-leakage``: ``benchmarks/transfer_leakage.py``'s;
 - ``search-efficiency``, ``dp-sgd-speed``, ``cli-speed``, ``smoke``, ``teacher-logits``, ``memory``,
   ``sweep-speedup`` and ``sweep-overhead``: ``benchmarks/results/<name>.md``, written by the benchmarks of the
   same names;
@@ -48,6 +50,8 @@ def blocks() -> dict[str, str]:
     if effect.is_file():
         out["methods-effect"] = effect.read_text().strip()
     out.update(_sections(RESULTS / "quickstart.md"))
+    out.update(_sections(RESULTS / "strong_attacks.md"))  # strong-attacks, shadow-cost
+    out.update(_sections(RESULTS / "transfer_leakage.md"))  # transfer-leakage
     for name in ("search-efficiency", "dp-sgd-speed", "cli-speed", "smoke", "teacher-logits", "memory", "sweep-speedup",
                  "sweep-overhead"):
         file = name.replace("-", "_") + ".md"

@@ -43,7 +43,15 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
 
 
 def run_trial(config: TrialConfig) -> TrialResult:
-    """One trial; write its rows with ``mia_kd.store.write_trial(out, ..., tables=result.tables())``."""
+    """One trial; write its rows with ``mia_kd.store.write_trial(out, ..., tables=result.tables())``. Shadow
+    models (for ``lira``, ``rmia``) train as tasks on an embedded local Ray, as in a sweep."""
+    from mia_kd.attacks import required_passes
+
+    if required_passes(config.attacks).shadows:
+        from mia_kd.sweep import shadow_tasks, tune
+
+        tune.start(address=None, verbose=False)  # an embedded local Ray
+        return shadow_tasks.run_trial(config)
     from mia_kd.trial import run_trial as _run_trial
 
     return _run_trial(config)
@@ -62,8 +70,8 @@ def run_sweep(
     """Run or resume the sweep ``config`` (a file with ``overrides``, or a :class:`SweepConfig`) into ``out``
     (default ``sweep.out``), on the Ray cluster at ``address`` (default: an embedded local Ray).
 
-    ``callbacks`` are Ray Tune callbacks added to both of the sweep's Tune experiments (the shared baseline's,
-    then the search's); ``sweep.tracking`` adds MLflow or W&B loggers the same way. The outcome holds the store's
+    ``callbacks`` are Ray Tune callbacks added to the sweep's Tune experiment (its first trial is the shared
+    baseline); ``sweep.tracking`` adds MLflow or W&B loggers the same way. The outcome holds the store's
     location (``out``), the trial counts and Tune's ``result_grids``; read the trials back with
     :func:`load_results`.
     """

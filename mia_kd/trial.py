@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ import pyarrow as pa
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from mia_kd import shadows
 from mia_kd.attacks import Attacked, privacy_objective, required_passes, run_attacks
 from mia_kd.config import ModelConfig, TrainConfig, TrialConfig
 from mia_kd.data import Split, prepare_split
@@ -32,10 +34,10 @@ from mia_kd.models.cache import ModelCache, cache_key, default_cache_dir, tokeni
 from mia_kd.models.pretrained import check_shared_vocabulary, pretrained_roles
 from mia_kd.models.scoring import Scored, ScoringPlan, task_loss
 from mia_kd.models.tokenizer import build_tokenizer, encode
-from mia_kd.models.train import autocast_dtype
-from mia_kd.prepared import CachedModel, Prepared, Stopwatch, record_parts
+from mia_kd.prepared import CachedModel, Prepared, Stopwatch, leakage_transfer, record_parts, setup_runtime
+from mia_kd.shadows import ShadowScores
 from mia_kd.privacy import MethodContext, Vulnerability, build_method
-from mia_kd.store import prepared_id, write_prepared, write_trial
+from mia_kd.store import write_prepared, write_trial
 from mia_kd.store.rows import metric_rows, node_id, provenance, records_table, tables, trial_row
 from mia_kd.validate import check_config
 
@@ -76,14 +78,16 @@ class TrialResult:
 
 
 def run_trial(config: TrialConfig, *, trial_id: str | None = None, prepared: Prepared | None = None) -> TrialResult:
-    """One trial: :func:`prepare` (unless given, e.g. shared by a sweep) then :func:`run_student`."""
-    return run_student(prepared or prepare(config), config, trial_id=trial_id)
+    """One trial: :func:`prepare` (unless given, e.g. shared by a sweep), the shadow models its attacks read
+    (trained here one after the other: ``mia-kd trial`` runs them as local Ray tasks), then :func:`run_student`."""
+    prepared, students = shadows.train_here(prepared or prepare(config), config)
+    return run_student(prepared, config, trial_id=trial_id, shadow_students=students)
 
 
 def prepare(config: TrialConfig) -> Prepared:
     """Split, tokenizer, teacher (cached), reference model (cached), the teacher's scores and attacks."""
     config, clock = check_config(config), Stopwatch()
-    device, amp = _setup(config)
+    device, amp = setup_runtime(config)
     cache = ModelCache(config.runtime.cache_dir or default_cache_dir())
     max_len, passes = config.tokenizer.max_length, required_passes(config.attacks)
     log.info("preparing the data split (%s)", config.sweep_id)
@@ -95,20 +99,22 @@ def prepare(config: TrialConfig) -> Prepared:
         tokenizer = build_tokenizer(config.tokenizer, public_texts)
         check_shared_vocabulary(tokenizer, pretrained_roles(config))
         member_rows, cut = encode(tokenizer, [r.text for r in split.members], max_length=max_len)
+        pool_rows, pool_cut = encode(tokenizer, [r.text for r in split.transfer], max_length=max_len) if split.transfer else ([], 0)
         public_rows, _ = encode(tokenizer, public_texts, max_length=max_len)
         plan = ScoringPlan.build(
             tokenizer, [r.text for r in split.attack_records], [r.text for r in split.utility], public_texts, passes,
             max_length=max_len, batch_size=config.runtime.score_batch_size, device=device,
         )
-        if cut + plan.n_truncated:
+        if cut + pool_cut + plan.n_truncated:
             log.warning("%d records were longer than tokenizer.max_length=%s tokens and were cut",
-                        cut + plan.n_truncated, max_len)
+                        cut + pool_cut + plan.n_truncated, max_len)
 
     # ---- teacher: trained on the members until it memorises; reference: the student's architecture on public
     precision = {} if amp is None else {"precision": str(amp)}  # mixed precision trains a different model
     common = {"tokenizer": tokenizer_fingerprint(tokenizer), "max_length": max_len, "seed": config.seed, **precision}
     with clock.stage("teacher"):
-        key = cache_key(role="teacher", split=split.fingerprint(), model=config.teacher.model_dump(mode="json"), **common)
+        # Keyed on the split without its transfer pool: the pool does not change what the teacher is trained on.
+        key = cache_key(role="teacher", split=split.without_transfer().fingerprint(), model=config.teacher.model_dump(mode="json"), **common)
         teacher = _cached(cache, "teacher", key, config.teacher, config.teacher.train, tokenizer, member_rows,
                           seed=config.seed, config=config, device=device, amp=amp)
     reference = None
@@ -125,58 +131,68 @@ def prepare(config: TrialConfig) -> Prepared:
         reference_stats, reference_utility = plan.reference(reference.model) if reference else (None, None)
         teacher_scored = plan.model(teacher.model, reference_stats)
     with clock.stage("metrics"):
-        teacher_attacked = _attack(teacher_scored, split, config)
-    teacher_logits = None  # the teacher on the transfer set, once for every trial and epoch (distill.teacher_logits)
-    if should_cache(config.distill.teacher_logits, member_rows, teacher.model, config.distill.teacher_logits_max_mb):
+        teacher_attacked = _attack(teacher_scored, split, config, skip=shadows.specs_needing_shadows(config))
+    # The teacher on the transfer set, once for every trial and epoch (distill.teacher_logits). Keyed by token
+    # ids, so a trial distilling on another set than this config's finds no entries and runs the teacher.
+    teacher_logits, transfer_rows = None, pool_rows if config.distill.transfer == "disjoint" else member_rows
+    if should_cache(config.distill.teacher_logits, transfer_rows, teacher.model, config.distill.teacher_logits_max_mb):
         with clock.stage("teacher_logits"):
-            teacher_logits = build_teacher_logits(teacher.model, member_rows, pad_id=tokenizer.pad_token_id, device=device,
+            teacher_logits = build_teacher_logits(teacher.model, transfer_rows, pad_id=tokenizer.pad_token_id, device=device,
                                                   batch_size=config.distill.batch_size, amp_dtype=amp)
-    key = config.prepare_key()
-    shared = {"teacher": teacher_scored, "reference": reference_stats}
-    return Prepared(
-        key=key, split=split, blind=blind, tokenizer=tokenizer, member_rows=member_rows,
-        n_truncated=cut + plan.n_truncated, plan=plan, teacher=teacher, reference=reference,
+    prepared = Prepared(
+        key=config.prepare_key(), split=split, blind=blind, tokenizer=tokenizer, member_rows=member_rows,
+        n_truncated=cut + pool_cut + plan.n_truncated, plan=plan, teacher=teacher, reference=reference,
         reference_stats=reference_stats, reference_utility=reference_utility, teacher_scored=teacher_scored,
         teacher_attacked=teacher_attacked, stage_times=dict(clock.times), node_id=node_id(), teacher_logits=teacher_logits,
-        records=records_table(prepared_id(key), [s.name for s in config.attacks],
-                              record_parts(split, plan, shared, {"teacher": teacher_attacked})),
+        pool_rows=pool_rows,
     )
+    prepared.records = prepared.shared_records([s.name for s in config.attacks])  # without shadows: see shadows.attach
+    return prepared
 
 
-def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None = None) -> TrialResult:
-    """The student's part of a trial: privacy method, distillation, scores, attacks, the result rows."""
+def run_student(
+    prepared: Prepared, config: TrialConfig, *, trial_id: str | None = None,
+    shadow_students: Sequence[ShadowScores] | None = None,
+) -> TrialResult:
+    """The student's part of a trial: privacy method, distillation, scores, attacks, the result rows.
+    ``shadow_students``: this trial's own shadow students (``shadows.online``), else the prepared offline ones."""
     config, p = check_config(config), prepared
     if p.key != config.prepare_key():
         raise ValueError("this trial's config differs from the prepared one outside privacy/distill/student_seed")
     trial_id, started_at, clock, wall = trial_id or uuid.uuid4().hex[:12], datetime.now(UTC), Stopwatch(), time.perf_counter()
-    device, amp = _setup(config)
+    device, amp = setup_runtime(config)
     seed, privacy = config.effective_student_seed, config.privacy
 
     # ---- the privacy method, with the teacher's vulnerable members it may read
+    transfer_rows, transfer_ids = p.transfer_set(config.distill.transfer)
     vulnerability = p.vulnerability(privacy)
-    context = MethodContext(vulnerability=vulnerability, vocab_size=len(p.tokenizer), seed=seed, n_records=len(p.member_rows))
+    context = MethodContext(vulnerability=vulnerability, vocab_size=len(p.tokenizer), seed=seed, n_records=len(transfer_rows))
     method = build_method(privacy.method, privacy.strength, privacy.params, context)
+    p.check_transfer_method(config.distill.transfer, method)
     serve = method.serve_logits if privacy.stage == "serve" and not method.is_neutral else None
     log.info("trial %s: %s at strength %g (%s stage)", trial_id, privacy.method, privacy.strength, privacy.stage)
 
-    # ---- student: distilled from the teacher on the transfer set (the members)
+    # ---- student: distilled from the teacher on the transfer set (the members, or the disjoint pool)
     with clock.stage("student"):
         torch.manual_seed(seed)
         distilled = distill(
             build_model(config.student, p.tokenizer, seed=seed, role="student"), p.teacher.model.to(device),
-            p.member_rows, config.distill, seed=seed, pad_id=p.tokenizer.pad_token_id, device=device,
+            transfer_rows, config.distill, seed=seed, pad_id=p.tokenizer.pad_token_id, device=device,
             progress=config.runtime.progress, method=method if privacy.stage == "train" else None,
-            record_ids=[r.record_id for r in p.split.members], amp_dtype=amp,
+            record_ids=transfer_ids, amp_dtype=amp,
             teacher_cache=p.teacher_logits if config.distill.teacher_logits != "recompute" else None,
         )
     with clock.stage("scoring"):
-        scored = {"teacher": p.teacher_scored, "student": p.plan.model(distilled.student, p.reference_stats, transform=serve)}
+        student_shadows, shadow_summary = shadows.for_trial(p, shadow_students)
+        scored = {"teacher": p.teacher_scored, "student": shadows.with_shadows(
+            p.plan.model(distilled.student, p.reference_stats, transform=serve), student_shadows)}
     with clock.stage("metrics"):
         attacked = {"teacher": p.teacher_attacked, "student": _attack(scored["student"], p.split, config)}
 
     # ---- the objectives and the rows
     task = {role: task_loss(scored[role].utility) for role in ROLES}
     objectives = privacy_objective(attacked["student"].rows, config.metrics.privacy_objective)
+    leakage = leakage_transfer(attacked["teacher"], attacked["student"], p.split, config)
     if not all(np.isfinite([task["student"], objectives["selection_privacy"], objectives["objective_privacy"]])):
         raise FloatingPointError(f"trial {trial_id}: non-finite objectives (task loss {task['student']}, {objectives})")
     clock.times["total"] = round(time.perf_counter() - wall, 3)
@@ -188,6 +204,7 @@ def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None
         method_report=json.dumps(report, sort_keys=True, default=float), epsilon=report.get("epsilon"),
         vulnerability_attack=vulnerability.attack, n_vulnerable=vulnerability.n_vulnerable,
         n_vulnerable_tokens=int(vulnerability.token_mask.sum()), n_transfer=distilled.n_transfer,
+        distill_transfer=config.distill.transfer, n_transfer_pool=len(p.split.transfer), **leakage,
         privacy_objective=config.metrics.privacy_objective, **objectives, objective_utility=task["student"],
         teacher_task_loss=task["teacher"], student_task_loss=task["student"], reference_task_loss=p.reference_utility,
         blind_auc=p.blind.auc, blind_auc_low=p.blind.auc_low, blind_auc_high=p.blind.auc_high,
@@ -196,7 +213,8 @@ def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None
         n_truncated=p.n_truncated, n_windowed=max(p.plan.n_windowed(p.teacher.model), p.plan.n_windowed(distilled.student)),
         teacher_cache_hit=p.teacher.hit, reference_cache_hit=p.reference.hit if p.reference else None,
         teacher_key=p.teacher.key, prepared_key=p.key, prepare_node_id=p.node_id, wall_time_s=clock.times["total"],
-        stage_times=json.dumps({"prepare": p.stage_times, "trial": clock.times}), started_at=started_at,
+        stage_times=json.dumps({"prepare": p.stage_times, "trial": clock.times, **({"shadows": shadow_summary} if shadow_summary else {})}),
+        started_at=started_at,
         device=str(device) + (f" ({amp} autocast)" if amp is not None else ""), **provenance(),
     )
     return TrialResult(
@@ -211,16 +229,6 @@ def run_student(prepared: Prepared, config: TrialConfig, *, trial_id: str | None
 # ------------------------------------------------------------------------------------------------ steps
 
 
-def _setup(config: TrialConfig) -> tuple[torch.device, torch.dtype | None]:
-    """Threads and the trial's global seed (the only global seeding there is); the device and autocast dtype."""
-    if config.runtime.threads:
-        torch.set_num_threads(config.runtime.threads)
-    torch.manual_seed(config.seed)
-    name = config.runtime.device
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-    return device, autocast_dtype(device, config.runtime.precision)
-
-
 def _cached(
     cache: ModelCache, kind: str, key: str, model: ModelConfig, schedule: TrainConfig, tokenizer, rows, *, seed: int,
     config: TrialConfig, device: torch.device, amp: torch.dtype | None,
@@ -230,10 +238,10 @@ def _cached(
     return CachedModel(trained, key, cache.path(kind, key), hit)
 
 
-def _attack(scored: Scored, split: Split, config: TrialConfig) -> Attacked:
-    """Each attack: settings and orientation chosen on calib, threshold fit on calib, everything reported on eval."""
+def _attack(scored: Scored, split: Split, config: TrialConfig, skip: list[str] | tuple[str, ...] = ()) -> Attacked:
+    """Each attack (but ``skip``): settings, orientation and threshold fit on calib, everything reported on eval."""
     n, n_calib = len(split.attack_records), split.n_calib
     return run_attacks(
         scored.attack, split.attack_labels, np.arange(n_calib), np.arange(n_calib, n), list(config.attacks),
-        n_bootstrap=config.metrics.n_bootstrap, seed=config.seed,
+        n_bootstrap=config.metrics.n_bootstrap, seed=config.seed, skip=skip,
     )

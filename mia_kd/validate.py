@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from mia_kd.attacks import check_attack_spec
+from mia_kd.attacks import check_attack_spec, required_passes
 from mia_kd.config import (
     DataConfig,
     ModelConfig,
@@ -107,7 +107,24 @@ def _check_plugins(config: TrialConfig, problems: list[UserError], skip: frozens
         privacy = privacy.model_copy(update={"strength": cls.neutral})
         config = config.model_copy(update={"privacy": privacy})
     _attempt(problems, check_method, privacy.method, privacy.strength, privacy.params, privacy.stage)
+    cls = _attempt(problems, method_class, privacy.method)
+    if cls is not None and privacy.strength != cls.neutral:
+        problems += _method_combinations(config, cls)
     return config
+
+
+def _method_combinations(config: TrialConfig, cls: type) -> list[UserError]:
+    """Settings a (non-neutral) method cannot be combined with, refused before anything trains."""
+    problems: list[UserError] = []
+    if config.distill.transfer == "disjoint" and cls.hook == "records":
+        problems.append(ConfigError(
+            f"privacy.method: {cls.name} selects members to leave out of the transfer set, and distill.transfer "
+            "disjoint holds no members; use distill.transfer: members or another method"))
+    if config.shadows.online and cls.needs_vulnerability and required_passes(config.attacks).shadows:
+        problems.append(ConfigError(
+            f"shadows.online: true with privacy.method {cls.name}, which reads the teacher's vulnerable records: "
+            "per-trial shadow students of such methods are not supported; set shadows.online: false"))
+    return problems
 
 
 def _check_sweep_plugins(
@@ -131,6 +148,8 @@ def _check_sweep_plugins(
         trial = _attempt(problems, sweep.trial, name, None)
         if trial is not None:
             _check_plugins(trial, problems, skip)
+            if cls.low < cls.high:  # it is searched away from its neutral strength
+                problems += _method_combinations(trial, cls)
     return SweepConfig(base=base, sweep=sweep.sweep, path=sweep.path)
 
 
@@ -269,7 +288,7 @@ def _data(data: DataConfig, problems: list[str], *, count: bool = True) -> list[
     if not count:
         return notes
     try:
-        sizes = SplitSizes(data.members, data.nonmembers, data.utility, data.public, data.calib_fraction)
+        sizes = SplitSizes(data.members, data.nonmembers, data.utility, data.public, data.calib_fraction, data.transfer)
     except UserError as exc:
         problems.append(str(exc))
         return notes

@@ -114,3 +114,88 @@ def test_every_schema_problem_has_its_line():
         "unknown key 'teechr'", "seed", "student.config.n_embd", "runtime.device",
     ]
     assert format_validation_error(info.value, TrialConfig) == f"{lines[0]} (and 3 more problems)"
+
+
+# ---- the transfer set (distill.transfer, data.transfer)
+
+
+def _hash_before_the_transfer_keys(config: TrialConfig, exclude) -> str:
+    """The hash as computed before data.transfer, distill.transfer and shadows existed: the same dump without them."""
+    import hashlib
+    import json
+
+    payload = config.model_dump(mode="json", exclude=exclude)
+    payload.get("data", {}).pop("transfer")
+    payload.get("distill", {}).pop("transfer", None)
+    payload.pop("shadows")
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def test_transfer_keys_at_their_defaults_leave_stored_hashes_unchanged():
+    from pathlib import Path
+
+    from mia_kd.config import load_sweep
+
+    quickstart = load_sweep(Path(__file__).parent.parent / "sweeps" / "quickstart.yaml").base
+    for config in (quickstart, TrialConfig()):
+        assert config.data.transfer == 0 and config.distill.transfer == "members"
+        assert config.config_hash() == _hash_before_the_transfer_keys(
+            config, {"runtime": True, "distill": {"teacher_logits", "teacher_logits_max_mb"}})
+        assert config.prepare_key() == _hash_before_the_transfer_keys(
+            config, {"runtime", "privacy", "distill", "student_seed", "sweep_id"})
+        explicit = validate_config({**config.model_dump(), "data": {**config.data.model_dump(), "transfer": 0},
+                                    "distill": {**config.distill.model_dump(), "transfer": "members"}})
+        assert explicit.config_hash() == config.config_hash() and explicit.prepare_key() == config.prepare_key()
+
+
+def test_shadow_settings_change_the_hashes_only_away_from_their_defaults():
+    base = TrialConfig()
+    explicit = validate_config({"shadows": {"count": 8, "online": False}})
+    assert explicit.config_hash() == base.config_hash() and explicit.prepare_key() == base.prepare_key()
+    more, online = validate_config({"shadows": {"count": 4}}), validate_config({"shadows": {"online": True}})
+    assert len({base.config_hash(), more.config_hash(), online.config_hash()}) == 3
+    assert more.prepare_key() != base.prepare_key(), "the shadow teachers are part of the preparation"
+    with pytest.raises(ConfigError, match="shadows.count.*even"):
+        validate_config({"shadows": {"count": 3}})
+
+
+def test_transfer_settings_change_the_hashes():
+    base = TrialConfig()
+    pool = validate_config({"data": {"transfer": 100}})
+    disjoint = validate_config({"data": {"transfer": 100}, "distill": {"transfer": "disjoint"}})
+    assert len({base.config_hash(), pool.config_hash(), disjoint.config_hash()}) == 3
+    assert base.prepare_key() != pool.prepare_key()
+    # The transfer mode changes what is distilled, not what is prepared (split, teacher, reference, attacks).
+    assert pool.prepare_key() == disjoint.prepare_key()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"distill": {"transfer": "disjoint"}},
+         "distill.transfer: disjoint needs a transfer pool; set data.transfer to its size"),
+        ({"distill": {"transfer": "disjoint"}, "data": {"transfer": 0}}, "distill.transfer: disjoint needs"),
+        ({"data": {"transfer": -1}}, "data.transfer: Input should be greater than or equal to 0"),
+        ({"distill": {"transfer": "pool"}}, "distill.transfer: Input should be 'members' or 'disjoint'"),
+        ({"data": {"transfer": 10, "membership": "pretraining", "nonmember_source": "python-docs"},
+          "teacher": {"pretrained": "gpt2", "train": {"epochs": 0}}},
+         "data.transfer: membership pretraining has no source for a transfer pool"),
+    ],
+)
+def test_bad_transfer_settings_are_one_line(raw, expected):
+    with pytest.raises(ConfigError) as info:
+        validate_config(raw)
+    assert str(info.value).startswith(expected) and "\n" not in str(info.value)
+
+
+def test_disjoint_without_a_pool_exits_2_from_the_cli(tmp_path, capsys):
+    import yaml
+
+    from mia_kd.cli import main
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"distill": {"transfer": "disjoint"}}))
+    assert main(["trial", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "distill.transfer: disjoint needs a transfer pool" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

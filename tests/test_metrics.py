@@ -422,3 +422,70 @@ def test_attack_metrics_to_dict():
     ]  # fmt: skip
     assert d["n_members"] == 20 and isinstance(d["n_members"], int)
     assert all(isinstance(d[k], float) for k in d if not k.startswith("n_"))
+
+
+# ---- leakage transfer ratio (student TPR@1% FPR / teacher's, paired bootstrap over eval records)
+
+
+def _brute_force_ratio(t, s, y, n_bootstrap, seed):
+    """Each replicate drawn as bootstrap_values draws it (members then non-members, one chunk), both models'
+    TPR@1% FPR from the exact ROC on that same resample, replicates with teacher TPR 0 dropped."""
+    rng = np.random.default_rng(seed)
+    members, others = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    mi = rng.integers(0, len(members), (n_bootstrap, len(members)))
+    oi = rng.integers(0, len(others), (n_bootstrap, len(others)))
+    ratios, skipped = [], 0
+    labels = np.r_[np.ones(len(members)), np.zeros(len(others))]
+    for a, b in zip(mi, oi):
+        idx = np.r_[members[a], others[b]]
+        teacher, student = tpr_at_fpr(t[idx], labels, 0.01), tpr_at_fpr(s[idx], labels, 0.01)
+        if teacher == 0:
+            skipped += 1
+            continue
+        ratios.append(student / teacher)
+    return np.quantile(ratios, [0.025, 0.975]), skipped
+
+
+def test_leakage_transfer_ratio_against_brute_force():
+    rng = np.random.default_rng(3)
+    y = np.r_[np.ones(60, int), np.zeros(200, int)]
+    t = rng.normal(size=260) + 1.5 * y  # the teacher leaks more than the student
+    s = 0.6 * t + rng.normal(size=260) * 0.8
+    got = metrics.leakage_transfer_ratio(t, s, y, n_bootstrap=300, seed=11)
+    assert got.teacher_tpr == tpr_at_fpr(t, y, 0.01) > 0 and got.student_tpr == tpr_at_fpr(s, y, 0.01)
+    assert got.ratio == pytest.approx(got.student_tpr / got.teacher_tpr)
+    (low, high), skipped = _brute_force_ratio(t, s, y, 300, 11)
+    assert (got.low, got.high, got.n_skipped) == (pytest.approx(low), pytest.approx(high), skipped)
+    assert got.low <= got.ratio <= got.high and got.low < got.high
+    again = metrics.leakage_transfer_ratio(t, s, y, n_bootstrap=300, seed=11)
+    assert again == got and metrics.leakage_transfer_ratio(t, s, y, n_bootstrap=300, seed=12).low != got.low
+
+
+def test_leakage_transfer_ratio_skips_replicates_where_the_teacher_finds_nothing():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(40, int), np.zeros(200, int)]
+    t = rng.normal(size=240)
+    t[np.argmax(t * y)] += 10  # one member far above every non-member: teacher TPR is 1/40, 0 without it
+    s = rng.normal(size=240) + 2 * y
+    got = metrics.leakage_transfer_ratio(t, s, y, n_bootstrap=400, seed=1)
+    (low, high), skipped = _brute_force_ratio(t, s, y, 400, 1)
+    assert 0 < got.n_skipped == skipped < 400  # ~ (39/40)^40 of the resamples miss that member
+    assert (got.low, got.high) == (pytest.approx(low), pytest.approx(high))
+    assert np.isfinite(got.ratio) and got.ratio == got.student_tpr / got.teacher_tpr
+
+
+def test_leakage_transfer_ratio_nan_where_undefined():
+    y = np.r_[np.ones(20, int), np.zeros(200, int)]
+    t = np.r_[np.zeros(20), np.ones(200)]  # every non-member above every member: teacher TPR 0 everywhere
+    got = metrics.leakage_transfer_ratio(t, -t, y, n_bootstrap=100, seed=0)
+    assert got.teacher_tpr == 0 and math.isnan(got.ratio) and math.isnan(got.low) and got.n_skipped == 100
+    small = metrics.leakage_transfer_ratio(np.arange(60.0), np.arange(60.0), np.r_[np.ones(10), np.zeros(50)],
+                                           n_bootstrap=100, seed=0)  # 50 non-members cannot resolve 1% FPR
+    assert math.isnan(small.ratio) and math.isnan(small.high)
+
+
+def test_strongest_attack_first_highest_and_ignores_nan():
+    assert metrics.strongest_attack({"loss": 0.2, "zlib": 0.5, "min_k": 0.5}) == "zlib"
+    assert metrics.strongest_attack({"loss": float("nan"), "zlib": 0.1}) == "zlib"
+    assert metrics.strongest_attack({"loss": 0.0, "zlib": 0.0}) == "loss"
+    assert metrics.strongest_attack({"loss": float("nan")}) is None

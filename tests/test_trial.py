@@ -202,3 +202,52 @@ def test_n_windowed_counts_every_pass_including_recall_prefixed_rows():
                           device=None)
     # plain: 1 (12); lowercase: 1 (11); prefixed (4 + row[1:]): 11 and 15 -> 2; utility: 0
     assert scoring.n_windowed(model) == 4
+
+
+def test_disjoint_transfer_distils_on_the_pool_and_attacks_the_teacher_members(tmp_path, ci_raw, monkeypatch):
+    import mia_kd.trial as trial_module
+    from mia_kd.errors import ConfigError
+    from mia_kd.trial import run_student
+
+    ci_raw["data"]["transfer"] = 150
+    ci_raw["distill"].update(transfer="disjoint", epochs=1)
+    ci_raw["teacher"]["train"]["epochs"] = 1
+    ci_raw["data"].update(members=100, public=200)
+    ci_raw["attacks"] = ["loss", "zlib"]
+    config = validate_config(ci_raw)
+    seen = {}
+
+    def spy(student, teacher, rows, cfg, **kwargs):
+        seen.update(rows=list(rows), record_ids=list(kwargs["record_ids"]))
+        return real(student, teacher, rows, cfg, **kwargs)
+
+    real = trial_module.distill
+    monkeypatch.setattr(trial_module, "distill", spy)
+    prepared = prepare(config)
+    result = run_student(prepared, config)
+    split = prepared.split
+    pool_ids = [r.record_id for r in split.transfer]
+    assert seen["record_ids"] == pool_ids and len(seen["rows"]) == 150
+    assert not set(pool_ids) & {r.record_id for r in split.members + split.nonmembers + split.utility + split.public}
+    # The attacked records and their labels are those of a split without the pool: the teacher's membership.
+    plain, _, _ = prepare_split(validate_config({**ci_raw, "data": {**ci_raw["data"], "transfer": 0},
+                                                 "distill": {**ci_raw["distill"], "transfer": "members"}}))
+    assert split.without_transfer() == plain
+    row = result.trial
+    assert (row["distill_transfer"], row["n_transfer"], row["n_transfer_pool"]) == ("disjoint", 150, 150)
+    assert row["n_members"] == 100 and row["leakage_transfer_attack"] in ("loss", "zlib")
+    metrics = pd.DataFrame(result.metrics).set_index(["model_role", "attack"])
+    attack = row["leakage_transfer_attack"]
+    teacher_tpr, student_tpr = (metrics.at[(role, attack), "tpr_at_fpr_1pct"] for role in ("teacher", "student"))
+    if teacher_tpr > 0:  # the point estimate is the ratio of the metrics table's own numbers
+        assert row["leakage_transfer_ratio"] == pytest.approx(student_tpr / teacher_tpr)
+        assert row["leakage_transfer_ratio_low"] <= row["leakage_transfer_ratio_high"]
+    else:
+        assert np.isnan(row["leakage_transfer_ratio"])
+    # The same prepared state serves a members trial: the student is then distilled on the members.
+    members = run_student(prepared, validate_config({**ci_raw, "distill": {**ci_raw["distill"], "transfer": "members"}}))
+    assert seen["record_ids"] == [r.record_id for r in split.members] and members.trial["distill_transfer"] == "members"
+    assert members.trial["config_hash"] != row["config_hash"] and members.trial["prepared_key"] == row["prepared_key"]
+    # A method that leaves vulnerable members out of the transfer set has none to leave out of the pool.
+    with pytest.raises(ConfigError, match="vulnerable_filter selects members"):
+        run_student(prepared, config.for_trial(method="vulnerable_filter", strength=0.5))

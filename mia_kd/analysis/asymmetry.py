@@ -5,6 +5,9 @@ errors: the teacher protects members better, the student non-members. Here, per 
 eval fold: each model's TPR (members exposed) and TNR (non-members protected) with their CIs (from
 ``metrics``), and the 2×2 agreement of the two models' member/non-member predictions per record (from
 ``records``, each model thresholded at its own threshold fit on calib), split by members and non-members.
+And per trial the leakage transfer ratio from ``trials``: the student's TPR@1% FPR over the teacher's on eval
+for the attack strongest on the teacher's calib, with its paired bootstrap CI, and the transfer set it was
+distilled on (``distill.transfer``). Stores written before these columns existed read them as missing (NaN).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from mia_kd.errors import UserError
 
 RATE_COLUMNS = ("tpr", "tpr_low", "tpr_high", "tnr", "tnr_low", "tnr_high")
 CELLS = ("both", "teacher_only", "student_only", "neither")
+LEAKAGE_COLUMNS = ("distill_transfer", "n_transfer", "leakage_transfer_attack", "leakage_transfer_ratio",
+                   "leakage_transfer_ratio_low", "leakage_transfer_ratio_high")
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +31,11 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Asymmetry:
     """``rates``: trial × attack × role TPR/TNR with CIs; ``agreement``: trial × attack × label counts of
-    :data:`CELLS`."""
+    :data:`CELLS`; ``leakage``: one row per trial of :data:`LEAKAGE_COLUMNS` (NaN/None where not stored)."""
 
     rates: pd.DataFrame
     agreement: pd.DataFrame
+    leakage: pd.DataFrame | None = None
 
 
 def check_attack(results: Results, attack: str | None) -> str:
@@ -80,7 +86,26 @@ def compute_asymmetry(results: Results, attacks: list[str]) -> Asymmetry:
                 "student_only": int((~t & s & on).sum()), "neither": int((~t & ~s & on).sum()),
             })
     agreement = info.merge(pd.DataFrame(rows), on="trial_id")
-    return Asymmetry(rates=rates.drop(columns="threshold").reset_index(drop=True), agreement=agreement)
+    return Asymmetry(rates=rates.drop(columns="threshold").reset_index(drop=True), agreement=agreement,
+                     leakage=leakage_table(results.completed[results.completed["trial_id"].isin(rates["trial_id"])]))
+
+
+def leakage_table(completed: pd.DataFrame) -> pd.DataFrame:
+    """``trial_id``, ``method``, ``strength`` and :data:`LEAKAGE_COLUMNS` of ``completed`` trials; a column an
+    older store lacks is NaN (the transfer set: ``members``, what every trial before the setting distilled on)."""
+    table = completed[["trial_id", "method", "strength"]].copy()
+    for column in LEAKAGE_COLUMNS:
+        table[column] = completed[column].to_numpy() if column in completed else float("nan")
+    if "distill_transfer" not in completed:
+        table["distill_transfer"] = "members"
+    return table.reset_index(drop=True)
+
+
+def _ratio(row) -> str:
+    if pd.isna(row["leakage_transfer_ratio"]):
+        return "n/a"
+    return (f"{row['leakage_transfer_ratio']:.3f} [{row['leakage_transfer_ratio_low']:.3f}, "
+            f"{row['leakage_transfer_ratio_high']:.3f}]")
 
 
 def format_asymmetry(asym: Asymmetry, attack: str) -> str:
@@ -111,6 +136,19 @@ def format_asymmetry(asym: Asymmetry, attack: str) -> str:
         f"{mean[('tpr', 'student')]:.3f}; TNR teacher {mean[('tnr', 'teacher')]:.3f} vs student "
         f"{mean[('tnr', 'student')]:.3f}"
     )
+    if asym.leakage is not None and not asym.leakage.empty:
+        lines += [
+            "",
+            "leakage transfer ratio = student / teacher TPR@1% FPR on eval, for the attack with the highest teacher "
+            "TPR@1% FPR on calib (ties: first in config order); 95% paired bootstrap CI over eval records, leaving "
+            "out resamples where the teacher's TPR is 0; n/a where the teacher's TPR is 0 or a fold cannot resolve 1% FPR",
+            f"{'trial':<9} {'method':<18} {'strength':>8}  {'transfer':<8} {'attack':<10} {'ratio [95% CI]':<24}",
+        ]
+        for _, row in asym.leakage.iterrows():
+            attack_name = row["leakage_transfer_attack"] if isinstance(row["leakage_transfer_attack"], str) else "-"
+            transfer = row["distill_transfer"] if isinstance(row["distill_transfer"], str) else "-"
+            lines.append(f"{row['trial_id']:<9} {row['method']:<18} {row['strength']:>8.3g}  {transfer:<8} "
+                         f"{attack_name:<10} {_ratio(row):<24}")
     return "\n".join(lines)
 
 
@@ -120,7 +158,10 @@ def write_asymmetry(asym: Asymmetry, attack: str, out, *, baseline: str | None =
     from mia_kd.analysis import plots
 
     out.mkdir(parents=True, exist_ok=True)
-    table = pd.concat([asym.rates.assign(kind="rates"), asym.agreement.assign(kind="agreement")], ignore_index=True)
+    parts = [asym.rates.assign(kind="rates"), asym.agreement.assign(kind="agreement")]
+    if asym.leakage is not None:
+        parts.append(asym.leakage.assign(kind="leakage"))
+    table = pd.concat(parts, ignore_index=True)
     path = out / "asymmetry.parquet"
     table.to_parquet(path, index=False)
     return [path, plots.asymmetry_png(asym.rates, asym.agreement, attack, out / "asymmetry.png", baseline=baseline)]

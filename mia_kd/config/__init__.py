@@ -34,6 +34,7 @@ from mia_kd.config._trial import (
     PrivacyConfig,
     PrivacyObjective,
     RuntimeConfig,
+    ShadowsConfig,
     Strict,
     TeacherConfig,
     TokenizerConfig,
@@ -43,7 +44,7 @@ from mia_kd.config._trial import (
 
 __all__ = [
     "DEFAULT_ATTACKS", "AttackSpec", "DataConfig", "DistillConfig", "MethodSearch", "MetricsConfig", "ModelConfig",
-    "MlflowTracking", "PrepareResources", "PrivacyConfig", "PrivacyObjective", "Resources", "RuntimeConfig", "Sampler",
+    "MlflowTracking", "PrepareResources", "PrivacyConfig", "PrivacyObjective", "Resources", "RuntimeConfig", "Sampler", "ShadowsConfig",
     "Strict", "SweepConfig", "SweepSection", "TeacherConfig", "TokenizerConfig", "Tracking", "TrainConfig", "TrialConfig", "WandbTracking",
     "apply_override", "format_validation_error", "load_config", "load_sweep", "read_yaml", "validate_config",
     "validation_problems",

@@ -99,6 +99,9 @@ class SweepSection(Strict):
     sampler_seed: int = Field(0, ge=0, lt=2**31, description="seeds the sampler (each method's study gets seed + index)")
     resources: Resources = Field(default_factory=Resources)
     prepare_resources: PrepareResources = Field(default_factory=PrepareResources)
+    shadow_resources: Resources | None = Field(
+        None, description="resources of each shadow model's Ray task (lira, rmia; see shadows); null: sweep.resources"
+    )
     max_concurrent: int = Field(2, ge=1, description="trials running at once")
     max_failures: int = Field(1, ge=0, description="retries of a failing trial before it is recorded as failed")
     out: str = Field("results", description="results folder or URL (s3://, gs://, ...): on a cluster, storage every node reaches (--out overrides)")

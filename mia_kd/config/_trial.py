@@ -15,7 +15,10 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from mia_kd.config._shadows import ShadowsConfig
+from mia_kd.config._strict import Strict
 
 PrivacyObjective = Literal["auc", "balanced_accuracy", "tpr_at_fpr_1pct"]
 
@@ -23,12 +26,6 @@ PrivacyObjective = Literal["auc", "balanced_accuracy", "tpr_at_fpr_1pct"]
 # is packed into 8 signed bytes by output_noise's per-record seeds (below 2**63). numpy and torch take both.
 SEED_LIMITS = {"seed": (32, "scikit-learn's random_state"), "student_seed": (63, "the per-record noise seeds")}
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
-
-
-class Strict(BaseModel):
-    """Base of every config section: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DataConfig(Strict):
@@ -51,6 +48,11 @@ class DataConfig(Strict):
     nonmembers: int = Field(1000, ge=2, description="non-member records (the attacks' negatives)")
     utility: int = Field(500, ge=1, description="held-out records for task loss")
     public: int = Field(2000, ge=1, description="records for the tokenizer, reference model and ReCaLL prefixes")
+    transfer: int = Field(
+        0, ge=0,
+        description="records of a transfer pool disjoint from every other part, drawn after them from the same "
+        "source (distill.transfer disjoint distils on it); 0: none",
+    )
     calib_fraction: float = Field(
         0.5, gt=0, lt=1, description="fraction of members/non-members in the calib fold (thresholds, attack settings)"
     )
@@ -125,6 +127,11 @@ class DistillConfig(TrainConfig):
     )
     teacher_logits_max_mb: float = Field(
         2048, gt=0, description="memory budget (MiB) for auto: the transfer set's tokens × vocabulary × 4 bytes"
+    )
+    transfer: Literal["members", "disjoint"] = Field(
+        "members",
+        description="the transfer set: members (the teacher's training records) or disjoint (data.transfer records "
+        "no model was trained on and no attack scores); the attacks still ask about the teacher's members",
     )
 
 
@@ -206,6 +213,24 @@ class RuntimeConfig(Strict):
         return value
 
 
+# Keys added after results were stored, with their defaults: a config hash leaves a key out while it holds its
+# default, so a config that does not use it hashes as it did before the key existed.
+LATER_KEYS: dict[tuple[str, str], Any] = {("data", "transfer"): 0, ("distill", "transfer"): "members"}
+LATER_SECTIONS: dict[str, dict[str, Any]] = {"shadows": ShadowsConfig().model_dump(mode="json")}
+
+
+def _hash(payload: dict[str, Any]) -> str:
+    """16 hex digits of the sha256 of ``payload`` (a config dump) without the :data:`LATER_KEYS` at their defaults."""
+    payload = {key: dict(value) if isinstance(value, dict) else value for key, value in payload.items()}
+    for (section, key), default in LATER_KEYS.items():
+        if section in payload and payload[section].get(key, default) == default:
+            payload[section].pop(key, None)
+    for section, default in LATER_SECTIONS.items():
+        if payload.get(section, default) == default:
+            payload.pop(section, None)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
 class TrialConfig(Strict):
     sweep_id: str = Field("adhoc", pattern=r"^[A-Za-z0-9_.-]+$", description="results partition this trial belongs to")
     seed: int = Field(0, ge=0, description="seeds the split, the models' initialisation and batch order")
@@ -229,6 +254,7 @@ class TrialConfig(Strict):
     )
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    shadows: ShadowsConfig = Field(default_factory=ShadowsConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
     @field_validator("seed", "student_seed")
@@ -295,17 +321,34 @@ class TrialConfig(Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _transfer_pool(self) -> TrialConfig:
+        if self.distill.transfer == "disjoint" and self.data.transfer == 0:
+            raise ValueError(
+                "distill.transfer: disjoint needs a transfer pool; set data.transfer to its size (e.g. "
+                f"data.transfer: {self.data.members}) or use distill.transfer: members"
+            )
+        if self.data.transfer and self.data.membership == "pretraining":
+            # The member source is the teacher's training data: a pool from it would be unattacked members,
+            # and one from nonmember_source would not be drawn like the members.
+            raise ValueError(
+                "data.transfer: membership pretraining has no source for a transfer pool disjoint from the "
+                "teacher's training data; set data.transfer: 0 (and distill.transfer: members) or use membership finetune"
+            )
+        return self
+
     def config_hash(self) -> str:
         """Hash of everything that determines the trial's results (runtime settings excluded, and where the
-        teacher's logits come from: cached or recomputed, they are the same up to float rounding)."""
+        teacher's logits come from: cached or recomputed, they are the same up to float rounding). Keys added
+        later count only where they differ from their default, so stored hashes stay valid (:data:`LATER_KEYS`)."""
         payload = self.model_dump(mode="json", exclude={"runtime": True, "distill": {"teacher_logits", "teacher_logits_max_mb"}})
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return _hash(payload)
 
     def prepare_key(self) -> str:
         """Hash of what a trial's preparation depends on (split, tokenizer, teacher, reference model, attacks):
         everything but ``runtime``, ``privacy``, ``distill``, ``student_seed`` and ``sweep_id``."""
         payload = self.model_dump(mode="json", exclude={"runtime", "privacy", "distill", "student_seed", "sweep_id"})
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return _hash(payload)
 
     @property
     def effective_student_seed(self) -> int:

@@ -28,7 +28,7 @@ def prepare_split(config: TrialConfig) -> tuple[Split, BlindCheck, bool]:
     dcfg = config.data
     sizes = SplitSizes(
         members=dcfg.members, nonmembers=dcfg.nonmembers, utility=dcfg.utility, public=dcfg.public,
-        calib_fraction=dcfg.calib_fraction,
+        calib_fraction=dcfg.calib_fraction, transfer=dcfg.transfer,
     )
     name, texts = load_texts(dcfg.source)
     records = make_records(texts, name)

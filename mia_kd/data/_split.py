@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -24,12 +24,15 @@ class SplitSizes:
     utility: int
     public: int
     calib_fraction: float = 0.5
+    transfer: int = 0  # a transfer pool disjoint from the rest (distill.transfer disjoint); 0: none
 
     def __post_init__(self) -> None:
         for name in ("members", "nonmembers", "utility", "public"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ConfigError(f"data.{name}: must be a positive integer; got {value!r}")
+        if isinstance(self.transfer, bool) or not isinstance(self.transfer, numbers.Integral) or self.transfer < 0:
+            raise ConfigError(f"data.transfer: must be a non-negative integer; got {self.transfer!r}")
         fraction = self.calib_fraction
         if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
             raise ConfigError(f"data.calib_fraction: must be strictly between 0 and 1; got {fraction!r}")
@@ -44,7 +47,7 @@ class SplitSizes:
     @property
     def total(self) -> int:
         """Records one IID split needs."""
-        return self.members + self.nonmembers + self.utility + self.public
+        return self.members + self.nonmembers + self.utility + self.public + self.transfer
 
 
 def _n_calib(n: int, fraction: float) -> int:
@@ -56,8 +59,9 @@ class Split:
     """Disjoint parts of the pool, each a tuple of records in shuffled order.
 
     ``members`` = ``members_calib + members_eval`` (the teacher's training and transfer set);
-    ``nonmembers`` likewise. ``shifted`` is True when non-members came from another source
-    (:func:`split_shifted`).
+    ``nonmembers`` likewise. ``transfer`` is a pool disjoint from every other part (``data.transfer``; empty
+    unless asked for), the students' transfer set under ``distill.transfer: disjoint``. ``shifted`` is True
+    when non-members came from another source (:func:`split_shifted`).
     """
 
     members_calib: tuple[Record, ...]
@@ -66,6 +70,7 @@ class Split:
     nonmembers_eval: tuple[Record, ...]
     utility: tuple[Record, ...]
     public: tuple[Record, ...]
+    transfer: tuple[Record, ...] = ()
     shifted: bool = False
 
     @property
@@ -96,8 +101,15 @@ class Split:
         return len(self.members_calib) + len(self.nonmembers_calib)
 
     def parts(self) -> dict[str, tuple[Record, ...]]:
-        """The six parts by name, in the fixed order the fingerprint uses."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "shifted"}
+        """The six parts by name, in the fixed order the fingerprint uses, then ``transfer`` where it is not
+        empty (so a split without one fingerprints as splits did before the part existed)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "shifted" and (f.name != "transfer" or self.transfer)}
+
+    def without_transfer(self) -> Split:
+        """This split without its transfer pool: what the teacher and the attacks depend on (the teacher's
+        cache key reads its fingerprint, so a transfer pool does not retrain an identical teacher)."""
+        return replace(self, transfer=())
 
     def fingerprint(self) -> str:
         """sha256 (hex) over every part's name and record ids, in order: equal iff the split is equal."""
@@ -140,6 +152,8 @@ def source_demands(sizes: SplitSizes, kind: str) -> tuple[dict[str, int], dict[s
     """``(asked of the source, asked of the non-member source)``, part name -> records, for a split ``kind``:
     ``iid`` (:func:`split_records`), ``shifted`` (:func:`split_shifted`) or ``labelled`` (:func:`split_labelled`)."""
     parts = {"members": sizes.members, "nonmembers": sizes.nonmembers, "utility": sizes.utility, "public": sizes.public}
+    if sizes.transfer:  # last: the slices before it are those of a split without a transfer pool
+        parts["transfer"] = sizes.transfer
     other = {"iid": (), "shifted": ("nonmembers",), "labelled": ("nonmembers", "utility", "public")}[kind]
     return ({k: n for k, n in parts.items() if k not in other}, {k: n for k, n in parts.items() if k in other})
 
@@ -150,6 +164,12 @@ def require_records(what: str, asked: dict[str, int], available: int) -> None:
         raise _too_few(what, asked, available)
 
 
+def _slices(shuffled: list[Record], asked: dict[str, int]) -> dict[str, list[Record]]:
+    """Consecutive slices of ``shuffled``, part name -> records, in the order and sizes of ``asked``."""
+    bounds = np.cumsum([0, *asked.values()])
+    return {name: shuffled[a:b] for name, a, b in zip(asked, bounds[:-1], bounds[1:])}
+
+
 def _folds(records: list[Record], fraction: float) -> tuple[tuple[Record, ...], tuple[Record, ...]]:
     n_calib = _n_calib(len(records), fraction)
     return tuple(records[:n_calib]), tuple(records[n_calib:])
@@ -158,17 +178,17 @@ def _folds(records: list[Record], fraction: float) -> tuple[tuple[Record, ...], 
 def split_records(records: Sequence[Record], sizes: SplitSizes, *, seed: int) -> Split:
     """An IID split: one seeded shuffle of the deduplicated pool, then consecutive slices.
 
-    Order of the slices: members, nonmembers, utility, public; members and nonmembers are each cut into
-    calib (the first ``round(n * calib_fraction)``) and eval. Records left over are unused.
+    Order of the slices: members, nonmembers, utility, public, then transfer (``sizes.transfer``, so the
+    other parts are those of the same split without it); members and nonmembers are each cut into calib
+    (the first ``round(n * calib_fraction)``) and eval. Records left over are unused.
     """
     pool = _dedupe(records)
     asked, _ = source_demands(sizes, "iid")
     require_records("the source", asked, len(pool))
     shuffled = _shuffled(pool, np.random.default_rng(seed))
-    bounds = np.cumsum([0, *asked.values()])
-    members, nonmembers, utility, public = (shuffled[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
-    return Split(*_folds(members, sizes.calib_fraction), *_folds(nonmembers, sizes.calib_fraction),
-                 tuple(utility), tuple(public))
+    parts = _slices(shuffled, asked)
+    return Split(*_folds(parts["members"], sizes.calib_fraction), *_folds(parts["nonmembers"], sizes.calib_fraction),
+                 tuple(parts["utility"]), tuple(parts["public"]), tuple(parts.get("transfer", ())))
 
 
 def split_shifted(
@@ -176,7 +196,7 @@ def split_shifted(
 ) -> Split:
     """A split whose non-members come from another source (not IID: the blind check should refuse it).
 
-    Members, utility and public are drawn from ``member_records`` as in :func:`split_records`;
+    Members, utility, public and transfer are drawn from ``member_records`` as in :func:`split_records`;
     non-members from ``nonmember_records``, after dropping every text also in the member pool.
     """
     pool = _dedupe(member_records)
@@ -186,12 +206,10 @@ def split_shifted(
     require_records("the member source", member_asked, len(pool))
     require_records("the non-member source", other_asked, len(others))
     member_rng, nonmember_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-    shuffled = _shuffled(pool, member_rng)
-    bounds = np.cumsum([0, *member_asked.values()])
-    members, utility, public = (shuffled[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
+    parts = _slices(_shuffled(pool, member_rng), member_asked)
     nonmembers = _shuffled(others, nonmember_rng)[: sizes.nonmembers]
-    return Split(*_folds(members, sizes.calib_fraction), *_folds(nonmembers, sizes.calib_fraction),
-                 tuple(utility), tuple(public), shifted=True)
+    return Split(*_folds(parts["members"], sizes.calib_fraction), *_folds(nonmembers, sizes.calib_fraction),
+                 tuple(parts["utility"]), tuple(parts["public"]), tuple(parts.get("transfer", ())), shifted=True)
 
 
 def split_labelled(
@@ -203,7 +221,14 @@ def split_labelled(
     Members come from ``member_records``; non-members, utility and public from ``nonmember_records`` (after
     dropping every text also in the member pool), since records the teacher saw must not measure its task
     loss or train the reference model. Whether the two are IID is the blind check's call, not assumed.
+    No transfer pool: records of the member source are the teacher's training data, and the other source's
+    are not drawn like the members.
     """
+    if sizes.transfer:
+        raise ConfigError(
+            f"data.transfer: {sizes.transfer}; membership pretraining cannot draw a transfer pool disjoint from the "
+            "teacher's training data: set data.transfer: 0 and distill.transfer: members"
+        )
     pool = _dedupe(member_records)
     pool_texts = {record.text for record in pool}
     others = [record for record in _dedupe(nonmember_records) if record.text not in pool_texts]

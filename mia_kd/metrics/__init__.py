@@ -15,20 +15,24 @@ shape ``(n,)``, float, higher = member; a record is predicted member iff ``score
 - Confidence intervals: percentile bootstrap over records (:func:`bootstrap_values`, the only one), members
   and non-members resampled separately (so both classes are always present), seeded with
   ``np.random.default_rng(seed)``, 95 % by default.
+- Leakage transfer ratio: the student's TPR@1 % FPR over the teacher's on eval, for the attack strongest on
+  the teacher's calib, with a paired bootstrap CI (:func:`leakage_transfer_ratio`, :func:`strongest_attack`).
 - Mixtures: the per-token log-probs of a weighted mixture of models, from each model's (:func:`mixture_logprobs`).
 
 Layout: ``_roc`` (AUC, ROC, TPR@FPR, threshold, rates), ``_bootstrap``, ``_attack`` (one attack's metrics),
-``_mixture``, ``_checks``.
+``_mixture``, ``_transfer``, ``_checks``.
 """
 
 from mia_kd.metrics._attack import PRIVACY_STATISTICS, AttackMetrics, evaluate_attack, in_sample_statistic
 from mia_kd.metrics._bootstrap import bootstrap_ci, bootstrap_values, percentile_interval
 from mia_kd.metrics._mixture import check_weights, mixture_logprobs
 from mia_kd.metrics._roc import auc, fit_threshold, oracle_accuracy, rates, resolvable, roc_curve, tpr_at_fpr
+from mia_kd.metrics._transfer import LeakageTransfer, leakage_transfer_ratio, strongest_attack
 
 __all__ = [
     "PRIVACY_STATISTICS",
     "AttackMetrics",
+    "LeakageTransfer",
     "auc",
     "bootstrap_ci",
     "bootstrap_values",
@@ -36,11 +40,13 @@ __all__ = [
     "evaluate_attack",
     "fit_threshold",
     "in_sample_statistic",
+    "leakage_transfer_ratio",
     "mixture_logprobs",
     "oracle_accuracy",
     "percentile_interval",
     "rates",
     "resolvable",
     "roc_curve",
+    "strongest_attack",
     "tpr_at_fpr",
 ]

@@ -96,6 +96,9 @@ def records_table(
         columns["token_logprobs"] += list(part.logprobs)
         columns["lowercase_token_logprobs"] += list(part.lowercase) if part.lowercase is not None else [None] * n
         columns["prefixed_token_logprobs"] += list(part.prefixed) if part.prefixed is not None else [None] * n
+        shadows = part.shadows
+        columns["shadow_scores"] += list(np.asarray(shadows.scores).T) if shadows is not None else [None] * n
+        columns["shadow_inside"] += list(np.asarray(shadows.inside).T) if shadows is not None else [None] * n
         for name in attack_names:
             scores = part.scores.get(name) if part.scores is not None else None
             columns[f"score_{name}"] += list(scores) if scores is not None else [None] * n
@@ -108,7 +111,8 @@ class RecordsPart:
 
     ``logprobs`` (and ``lowercase``/``prefixed`` when those passes ran) hold one ``(n_tokens,)`` array per
     record; ``labels`` are 1/0 (``None`` for utility); ``folds`` calib/eval/utility; ``scores`` the oriented
-    attack scores by attack name (attack records of teacher and student only).
+    attack scores by attack name (attack records of teacher and student only); ``shadows`` the role's
+    shadow models' statistics and masks (a ``ShadowStats``), where attacks read them.
     """
 
     role: str
@@ -120,6 +124,7 @@ class RecordsPart:
     lowercase: Sequence[np.ndarray] | None = None
     prefixed: Sequence[np.ndarray] | None = None
     scores: Mapping[str, np.ndarray] | None = None
+    shadows: Any = None  # ShadowStats: the role's shadow models on these records (lira, rmia)
 
 
 def tables(trial: Mapping[str, Any], metrics: Sequence[Mapping[str, Any]], records: pa.Table) -> dict[str, pa.Table]:

@@ -43,6 +43,16 @@ TRIALS = pa.schema(
         ("n_vulnerable", pa.int64()),  # size of the vulnerable subset (members the teacher's attack flags)
         ("n_vulnerable_tokens", pa.int64()),
         ("n_transfer", pa.int64()),  # records the student was distilled on
+        # Added within schema 3 (older files read null): the transfer set (distill.transfer: members | disjoint),
+        # the disjoint pool's size (data.transfer), and the leakage transfer ratio: student / teacher TPR@1% FPR
+        # on eval for the attack strongest on the teacher's calib (ties: first in config order), paired
+        # bootstrap 95% CI over eval records; NaN where the teacher's TPR is 0 or a fold cannot resolve 1% FPR.
+        ("distill_transfer", pa.string()),
+        ("n_transfer_pool", pa.int64()),
+        ("leakage_transfer_ratio", pa.float64()),
+        ("leakage_transfer_ratio_low", pa.float64()),
+        ("leakage_transfer_ratio_high", pa.float64()),
+        ("leakage_transfer_attack", pa.string()),
         ("optuna_trial", pa.int64()),  # the Optuna trial number in the method's study (sweeps only)
         ("tune_trial_id", pa.string()),
         ("params", pa.string()),  # the full trial config, JSON
@@ -146,6 +156,11 @@ RECORDS_BASE = pa.schema(
         ("token_logprobs", _TOKENS),
         ("lowercase_token_logprobs", _TOKENS),
         ("prefixed_token_logprobs", _TOKENS),
+        # Added within schema 3 (older files read null): each shadow model's mean token log-probability of the
+        # record and whether the record was in its training set, in shadow order (lira, rmia; shadow teachers on
+        # teacher rows, shadow students on student rows).
+        ("shadow_scores", pa.list_(pa.float64())),
+        ("shadow_inside", pa.list_(pa.bool_())),
     ]
 )
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
+from mia_kd.config import TrialConfig
 from mia_kd.objectives import PRIVACY, REPORTED_PRIVACY, UTILITY, Objective
 from mia_kd.prepared import Prepared
+from mia_kd.shadows import ShadowScores
 from mia_kd.store import SweepStorage
 from mia_kd.sweep import students
 from mia_kd.sweep.plan import SweepPlan
@@ -47,16 +50,19 @@ def run_point(
     optuna_trial: int | None,
     out: str,
     threads: int,
+    shadow_students: Callable[[TrialConfig], list[ShadowScores]] | None = None,
 ) -> PointResult:
     """One search point: ``sweep.repeats`` students at ``strength``, each one's rows written (and its student
-    saved, as asked), the objectives averaged. Called by the Tune adapter inside a worker."""
+    saved, as asked), the objectives averaged. Called by the Tune adapter inside a worker. ``shadow_students``:
+    each student's own shadow students from its config (``shadows.online``), else the prepared ones."""
     start, sweep = time.perf_counter(), plan.config.sweep
     sums = {objective.name: 0.0 for objective in (PRIVACY, REPORTED_PRIVACY, UTILITY)}
     student: dict[str, dict[str, float]] = {}
     epsilons: list[float] = []
     for repeat in range(sweep.repeats):
         config = plan.trial_config(method, strength, shared, repeat=repeat, threads=threads)
-        result = run_student(prepared, config, trial_id=trial_id if sweep.repeats == 1 else f"{trial_id}-r{repeat}")
+        result = run_student(prepared, config, trial_id=trial_id if sweep.repeats == 1 else f"{trial_id}-r{repeat}",
+                             shadow_students=shadow_students(config) if shadow_students else None)
         result.trial.update(optuna_trial=optuna_trial, tune_trial_id=trial_id)
         if sweep.save_students != "none":
             students.save(SweepStorage.parse(out), result)

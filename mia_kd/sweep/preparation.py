@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from mia_kd.attacks import required_passes
 from mia_kd.config import TrialConfig
 from mia_kd.prepared import Prepared
 from mia_kd.store import write_prepared
@@ -27,5 +28,6 @@ def prepare_for_sweep(config: TrialConfig, out: str, *, threads: int) -> tuple[d
     """
     torch.set_num_threads(threads)
     prepared = prepare(config)
-    write_prepared(out, config.sweep_id, prepared.key, prepared.records)
+    if not required_passes(config.attacks).shadows:  # else written once the shadows are attached (shadow_tasks)
+        write_prepared(out, config.sweep_id, prepared.key, prepared.records)
     return {"node_id": prepared.node_id, "stage_times": prepared.stage_times}, prepared.to_cpu()

@@ -3,8 +3,8 @@
 The flow (docs/architecture.md §2): the config is checked and the plan built before anything heavy starts;
 the split, teacher and reference model are prepared once and shared by every trial; the Tune adapter
 (:mod:`mia_kd.sweep.tune`, the only module that imports ray) runs the missing trials of each method's Optuna
-study, each trial calling :func:`mia_kd.sweep.point.run_point` (the baseline first, in an experiment of its
-own, so that every other method's study is given it instead of training it again); finally ``save_students: front`` removes students off the front.
+study, each trial calling :func:`mia_kd.sweep.point.run_point` (the baseline first, and every other method's study is
+given it instead of training it again); finally ``save_students: front`` removes students off the front.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tqdm.auto import tqdm
 
 from mia_kd.config import SweepConfig, load_sweep
-from mia_kd.objectives import PRIVACY, UTILITY
-from mia_kd.store import MANIFEST, SweepStorage, read_table
-from mia_kd.sweep import students, tune
+from mia_kd.store import MANIFEST, SweepStorage
+from mia_kd.attacks import required_passes
+from mia_kd.sweep import shadow_tasks, students, tune
 from mia_kd.sweep.plan import SweepPlan
+from mia_kd.sweep.study import stored_trials
 from mia_kd.validate import check_sweep
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class SweepOutcome:
     completed: int  # completed trials in the store for this sweep, all invocations
     failed: int
     seconds: float
-    # Tune's ResultGrid of each experiment this invocation ran: the baseline's (if it ran), then the search's
+    # Tune's ResultGrid of the experiment this invocation ran (none when nothing was left to run)
     result_grids: list[tune.ResultGrid] = field(default_factory=list)
 
 
@@ -53,7 +53,7 @@ def run_sweep(
     """Run (or resume) the sweep ``config`` (a file, or a loaded :class:`SweepConfig`) into ``out``.
 
     ``address`` is a Ray cluster's (default: an embedded local Ray); trials already in ``out`` are not run again.
-    ``callbacks``: Ray Tune callbacks added to both experiments' ``RunConfig(callbacks=...)``.
+    ``callbacks``: Ray Tune callbacks added to the experiment's ``RunConfig(callbacks=...)``.
     """
     start = time.perf_counter()
     config = check_sweep(config if isinstance(config, SweepConfig) else load_sweep(config, overrides))
@@ -69,20 +69,18 @@ def run_sweep(
     prepared, summary = tune.prepare(config.base, storage, config.sweep.prepare_resources)
     log.info("sweep %s: prepared on node %s in %.0f s (%s)", sweep_id, summary["node_id"],
              sum(summary["stage_times"].values()), ", ".join(f"{k} {v:.0f} s" for k, v in summary["stage_times"].items()))
+    if required_passes(config.base.attacks).shadows:  # lira, rmia: shadow models as Ray tasks, once per sweep
+        prepared, nodes = shadow_tasks.shadows(prepared, config.base, storage.out,
+                                               config.sweep.shadow_resources or config.sweep.resources, quiet=verbose)
+        log.info("sweep %s: shadow models trained on %d node(s)", sweep_id, len(nodes))
 
     stored = stored_trials(storage, sweep_id)
     already = sum(1 for r in stored if r["status"] in ("completed", "failed"))
     bar = tqdm(total=plan.total, initial=min(already, plan.total), desc="sweep", unit="trial", disable=verbose,
                dynamic_ncols=True)
-    grids: list[tuple[int, tune.ResultGrid | None]] = []
-    # A baseline already stored (completed or failed: a failed one is not run again) is not run again.
-    if plan.baseline is not None and not plan.baseline_rows(stored):
-        # The baseline first, alone: every other method's study is then given it instead of training it again.
-        grids.append(tune.run(plan, prepared, storage, stored, bar=bar, verbose=verbose, baseline_only=True,
-                              callbacks=callbacks))
-        stored = stored_trials(storage, sweep_id)
-    grids.append(tune.run(plan, prepared, storage, stored, bar=bar, verbose=verbose, callbacks=callbacks))
-    ran = sum(n for n, _ in grids)
+    # One experiment: the baseline (if not stored yet) trains first, beside the methods that do not share it;
+    # the methods that do are held until it completes and are then given it instead of training it again.
+    ran, grid = tune.run(plan, prepared, storage, stored, bar=bar, verbose=verbose, callbacks=callbacks)
     bar.close()
     storage.push_journal()
     if config.sweep.save_students == "front":
@@ -91,16 +89,5 @@ def run_sweep(
     return SweepOutcome(
         out=storage.out, journal=storage.journal_file(), ran=ran, completed=sum(r["status"] == "completed" for r in rows),
         failed=sum(r["status"] == "failed" for r in rows), seconds=time.perf_counter() - start,
-        result_grids=[grid for _, grid in grids if grid is not None],
+        result_grids=[] if grid is None else [grid],
     )
-
-
-def stored_trials(storage: SweepStorage, sweep_id: str) -> list[dict[str, Any]]:
-    """The sweep's ``trials`` rows so far (the columns resuming, reconciling and pruning read)."""
-    if not storage.exists("trials"):
-        return []
-    table = read_table(storage.out, "trials", sweep_id=sweep_id)
-    wanted = [c for c in ("trial_id", "tune_trial_id", "method", "status", "strength", "optuna_trial", PRIVACY.column,
-                          UTILITY.column)
-              if c in table.column_names]
-    return table.select(wanted).to_pylist()

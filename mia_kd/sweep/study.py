@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 
 from mia_kd.config import SweepSection
 from mia_kd.objectives import DIRECTIONS, NAMES, PRIVACY, UTILITY
+from mia_kd.store import SweepStorage, read_table
 from mia_kd.sweep.plan import MethodPlan, SweepPlan
 from mia_kd.sweep.samplers import make_sampler
 
@@ -95,16 +96,20 @@ class MethodStudy:
 def method_study(
     method: MethodPlan, index: int, sweep: SweepSection, sweep_id: str, journal: optuna.storages.BaseStorage,
     stored: list[dict[str, Any]], *, trains_baseline: bool = False, baseline: Baseline | None = None,
+    baseline_pending: bool = False,
 ) -> MethodStudy:
     """Open (or create) ``method``'s study in ``journal`` and reconcile it with its ``stored`` trial rows.
 
     ``trains_baseline``: ``method`` is the plan's baseline method (its neutral strength is enqueued first);
     ``baseline``: the stored baseline trained as another method, added to this study once (counted in its
-    budget). Either way the neutral strength is left out of a grid: it is evaluated once, not again by it.
+    budget); ``baseline_pending``: the baseline trains in this same experiment and is added (by
+    :func:`add_baseline`) once it completes, so it is counted in the budget already. Either way the neutral
+    strength is left out of a grid: it is evaluated once, not again by it.
     """
+    given = baseline is not None or baseline_pending
     low, high = method.space.low, method.space.high
     points = method.grid()
-    if (trains_baseline or baseline is not None) and method.holds_neutral:
+    if (trains_baseline or given) and method.holds_neutral:
         points = [p for p in points if p != method.neutral] or points
     grid = {"strength": points} if low < high else {}
     sampler = make_sampler(sweep.sampler, seed=sweep.sampler_seed + index, trials=method.trials, grid=grid)
@@ -119,7 +124,7 @@ def method_study(
     state = reconcile(study, stored, neutral=method.neutral)
     if baseline is not None:
         add_baseline(study, baseline, method, sweep)
-    remaining = max(0, method.trials - state.done - (baseline is not None))
+    remaining = max(0, method.trials - state.done - given)
     if remaining:
         log.info("%s: %d of %d trials to run (strength in [%g, %g])", method.name, remaining, method.trials, low, high)
     neutral_first = trains_baseline and low < high and method.holds_neutral and not state.neutral_done
@@ -192,3 +197,14 @@ def reconcile(study: optuna.Study, stored: list[dict[str, Any]], *, neutral: flo
         done=len(by_number), completed=len(completed), neutral_done=neutral_stored or waiting_neutral,
         marked_complete=marked_complete, marked_failed=marked_failed,
     )
+
+
+def stored_trials(storage: SweepStorage, sweep_id: str) -> list[dict[str, Any]]:
+    """The sweep's ``trials`` rows so far (the columns resuming, reconciling and pruning read)."""
+    if not storage.exists("trials"):
+        return []
+    table = read_table(storage.out, "trials", sweep_id=sweep_id)
+    wanted = [c for c in ("trial_id", "tune_trial_id", "method", "status", "strength", "optuna_trial", PRIVACY.column,
+                          UTILITY.column)
+              if c in table.column_names]
+    return table.select(wanted).to_pylist()

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import optuna
 import pyarrow as pa
 import ray
 from ray import tune
@@ -25,13 +26,14 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from tqdm.auto import tqdm
 
+from mia_kd.attacks import required_passes
 from mia_kd.config import PrepareResources, Tracking, TrialConfig
 from mia_kd.errors import ConfigError, UserError
 from mia_kd.objectives import MODES, NAMES, PRIVACY, REPORTED_PRIVACY, UTILITY
 from mia_kd.store import TRIALS, SweepStorage, write_trial
 from mia_kd.store.rows import failed_row
 from mia_kd.sweep.plan import MethodPlan, SweepPlan
-from mia_kd.sweep.study import journal_storage, method_study, stored_baseline, study_name
+from mia_kd.sweep.study import add_baseline, journal_storage, method_study, stored_baseline, stored_trials, study_name
 
 if TYPE_CHECKING:  # the driver never imports torch: the pipeline runs in the tasks and trials below
     from mia_kd.prepared import Prepared
@@ -101,27 +103,34 @@ def prepare_shape(resources: PrepareResources, nodes: list[dict[str, float]]) ->
 
 def run(
     plan: SweepPlan, prepared: Prepared | ray.ObjectRef, storage: SweepStorage, stored: list[dict[str, Any]], *, bar, verbose: bool,
-    baseline_only: bool = False, callbacks: list[Callback] | tuple[Callback, ...] = (),
+    callbacks: list[Callback] | tuple[Callback, ...] = (),
 ) -> tuple[int, ResultGrid | None]:
     """Run every method's missing trials in one Tune experiment; the number of trials run and Tune's
     ``ResultGrid`` (None where nothing was left to run).
 
-    ``baseline_only``: run just the baseline (the plan's baseline method at its neutral strength), so that the
-    experiment after it can give it to every other method's study (see :mod:`mia_kd.sweep.study`).
+    The baseline (the plan's baseline method at its neutral strength), when not stored yet, is suggested
+    first; the methods that share it are held until it completes and their studies are then given it
+    (:mod:`mia_kd.sweep.study`), while the methods that do not share it run beside it.
     ``callbacks``: more Tune callbacks (the user's), after the progress line and ``sweep.tracking``'s loggers.
     """
     sweep, sweep_id = plan.config.sweep, plan.config.base.sweep_id
     journal = journal_storage(storage.journal_file())
-    baseline = None if baseline_only else stored_baseline(plan, journal, stored)
-    searchers, remaining = {}, {}
-    for index, (name, method) in enumerate(plan.methods.items()):
-        if baseline_only and name != plan.baseline:
-            continue
+    baseline = stored_baseline(plan, journal, stored)
+    pending = baseline is None and plan.baseline is not None and not plan.baseline_rows(stored)
+    order = sorted(plan.methods, key=lambda name: name != plan.baseline)  # the baseline's method first
+    searchers, remaining, held = {}, {}, set()
+    for name in order:
+        method, index = plan.methods[name], list(plan.methods).index(name)
+        shares = plan.shares_baseline(name)
         study = method_study(
             method, index, sweep, sweep_id, journal, [r for r in stored if r["method"] == name],
-            trains_baseline=name == plan.baseline, baseline=baseline if plan.shares_baseline(name) else None,
+            trains_baseline=name == plan.baseline, baseline=baseline if shares else None,
+            baseline_pending=pending and shares,
         )
-        remaining[name] = min(1, study.remaining) if baseline_only else study.remaining
+        if name == plan.baseline:
+            pending = pending and study.remaining > 0  # its budget may be spent on other points (a resume)
+        remaining[name] = study.remaining
+        held |= {name} if pending and shares and study.remaining else set()
         searchers[name] = OptunaSearch(
             space=_Space(method=name, low=method.space.low, high=method.space.high, integer=method.space.integer,
                          shared=dict(sweep.shared)),
@@ -137,21 +146,41 @@ def run(
         _trainable, plan=plan, prepared=prepared, out=storage.out, threads=max(1, math.floor(sweep.resources.cpu))
     )
     trainable = tune.with_resources(trainable, {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu})
+    give = _GiveBaseline(plan, storage.out, str(storage.journal_file())) if held else None
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=_MethodRouter(searchers, remaining), num_samples=ran, max_concurrent_trials=sweep.max_concurrent,
-            reuse_actors=True,
+            search_alg=_MethodRouter(searchers, remaining, held=held, give=give), num_samples=ran,
+            max_concurrent_trials=sweep.max_concurrent, reuse_actors=True,
         ),
         run_config=RunConfig(
-            name=f"{sweep_id}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}{'-baseline' * baseline_only}",
-            storage_path=storage.url("tune"),
+            name=f"{sweep_id}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}", storage_path=storage.url("tune"),
             failure_config=FailureConfig(max_failures=sweep.max_failures), verbose=1 if verbose else 0,
             callbacks=[_Progress(bar, storage=storage, plan=plan), *tracking_callbacks(sweep.tracking, sweep_id),
                        *callbacks],
         ),
     )
     return ran, tuner.fit()
+
+
+@dataclass(frozen=True)
+class _GiveBaseline:
+    """Once the baseline trained in this experiment is stored, add it to the held methods' studies
+    (a class, not a closure: Tune pickles the search algorithm into its checkpoints)."""
+
+    plan: SweepPlan
+    out: str
+    journal: str
+
+    def __call__(self, studies: dict[str, optuna.Study]) -> bool:
+        """Give each of ``studies`` the stored baseline; False where there is none to give (it failed)."""
+        stored = stored_trials(SweepStorage.parse(self.out), self.plan.config.base.sweep_id)
+        baseline = stored_baseline(self.plan, journal_storage(Path(self.journal)), stored)
+        if baseline is None:
+            return False
+        for name, study in studies.items():
+            add_baseline(study, baseline, self.plan.methods[name], self.plan.config.sweep)
+        return True
 
 
 def tracking_callbacks(tracking: Tracking, sweep_id: str) -> list[Callback]:
@@ -198,10 +227,12 @@ def _check_mlflow(uri: str | None) -> None:
 
 
 def _trainable(config: dict[str, Any], *, plan: SweepPlan, prepared, out: str, threads: int) -> None:
-    """One Tune trial: the suggested point through :func:`run_point`, its mean objectives reported."""
+    """One Tune trial: the suggested point through :func:`run_point`, its mean objectives reported; with
+    ``shadows.online``, its own shadow students first, as Ray tasks."""
     import torch
 
     from mia_kd.sweep.point import run_point
+    from mia_kd.sweep.shadow_tasks import trial_students
 
     torch.set_num_threads(threads)
     os.environ["MIA_KD_NODE_ID"] = ray.get_runtime_context().get_node_id()
@@ -213,12 +244,21 @@ def _trainable(config: dict[str, Any], *, plan: SweepPlan, prepared, out: str, t
     result = run_point(
         plan, prepared, method=method.name, strength=strength, trial_id=tune_id, optuna_trial=config["optuna_trial"],
         shared={k: v for k, v in config.items() if k.startswith("distill.")}, out=out, threads=threads,
+        shadow_students=_online_shadows(plan, prepared, trial_students),
     )
     # What trackers (sweep.tracking, the user's callbacks) see: both objectives, the student's per-attack eval
     # metrics (nested: loggers flatten them to student/<attack>/auc), DP-SGD's epsilon, and the trial id.
     extra = {"epsilon": result.epsilon} if result.epsilon is not None else {}
     tune.report({**result.values, "student": result.student, **extra, "method": method.name, "strength": strength,
                  "seconds": result.seconds, "mia_trial_id": tune_id})
+
+
+def _online_shadows(plan: SweepPlan, prepared: Prepared, train):
+    """``config -> its shadow students`` where the sweep's attacks read per-trial shadows, else None."""
+    base, sweep = plan.config.base, plan.config.sweep
+    if not (base.shadows.online and required_passes(base.attacks).shadows):
+        return None
+    return lambda config: train(prepared, config, sweep.shadow_resources or sweep.resources)
 
 
 @dataclass(frozen=True)
@@ -249,13 +289,20 @@ class _MethodRouter(Searcher):
     """One Tune search algorithm over every method's own OptunaSearch (one Optuna study per method).
 
     Suggestions go round-robin over the methods that still have trials to run, so methods run side by side
-    and Tune reuses its actors across them; results are routed back to the study they came from.
+    and Tune reuses its actors across them; results are routed back to the study they came from. The
+    ``held`` methods get no suggestion until the baseline (the first trial of the first method) completes
+    and ``give`` has added it to their studies; if it fails instead, they run without it (a failed trial
+    counts in the budget, as everywhere in a sweep).
     """
 
-    def __init__(self, searchers: dict[str, Searcher], remaining: dict[str, int]) -> None:
+    def __init__(self, searchers: dict[str, Searcher], remaining: dict[str, int], *, held: set[str] | None = None,
+                 give: _GiveBaseline | None = None) -> None:
         super().__init__(metric=METRIC, mode=MODE)
         self.searchers = searchers
         self.remaining = {name: n for name, n in remaining.items() if n > 0}
+        self.held = set(held or ())
+        self.give = give
+        self.baseline_trial: str | None = None
         self.owner: dict[str, str] = {}
         self._turn = 0
 
@@ -265,13 +312,15 @@ class _MethodRouter(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if trial_id in self.owner:
             return self.searchers[self.owner[trial_id]].suggest(trial_id)
-        names = [n for n in self.remaining if self.remaining[n] > 0]
+        names = [n for n in self.remaining if self.remaining[n] > 0 and n not in self.held]
         if not names:
-            return Searcher.FINISHED
+            return None if self.held else Searcher.FINISHED  # None: ask again once the baseline is in
         name = names[self._turn % len(names)]
         self._turn += 1
         self.remaining[name] -= 1
         self.owner[trial_id] = name
+        if self.held and self.baseline_trial is None:
+            self.baseline_trial = trial_id  # the first suggestion: the baseline method's neutral point
         suggestion = self.searchers[name].suggest(trial_id)
         # The Optuna trial names its Tune trial (= its rows' tune_trial_id), as the given baseline does, so
         # optuna-dashboard links a point to the store. OptunaSearch keeps the live trial in _ot_trials.
@@ -285,6 +334,15 @@ class _MethodRouter(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self.searchers[self.owner[trial_id]].on_trial_complete(trial_id, result=result, error=error)
+        if trial_id == self.baseline_trial and self.held:
+            self._release(given=not error)
+
+    def _release(self, *, given: bool) -> None:
+        """Let the held methods run, given the stored baseline (unless it failed)."""
+        studies = {name: self.searchers[name]._ot_study for name in self.held}  # OptunaSearch's own study
+        if not (given and self.give is not None and self.give(studies)):
+            log.warning("the baseline failed: %s search without it", ", ".join(sorted(self.held)))
+        self.held = set()
 
 
 class _Progress(Callback):

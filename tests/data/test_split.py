@@ -115,3 +115,47 @@ def test_labelled_split_takes_members_from_one_source_and_everything_else_from_t
         split_labelled(members, others[:40], sizes, seed=1)
     with pytest.raises(DataError, match="the member source"):
         split_labelled(members[:10], others, sizes, seed=1)
+
+
+# ---- the transfer pool (distill.transfer: disjoint)
+
+TRANSFER = SplitSizes(members=40, nonmembers=30, utility=10, public=20, calib_fraction=0.25, transfer=25)
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_transfer_pool_disjoint_sized_and_leaves_other_parts_alone(seed: int) -> None:
+    records = pool(150)
+    split, plain = split_records(records, TRANSFER, seed=seed), split_records(records, SIZES, seed=seed)
+    assert len(split.transfer) == 25 and plain.transfer == ()
+    assert_disjoint(split)  # parts() holds transfer, so this checks it against every other part by id and text
+    assert "transfer" in split.parts() and "transfer" not in plain.parts()
+    for name, records_ in plain.parts().items():
+        assert getattr(split, name) == records_, name
+    # A split without a pool fingerprints as before the part existed; the pool changes the split's own fingerprint
+    # but not what the teacher is keyed on.
+    assert split.fingerprint() != plain.fingerprint()
+    assert split.without_transfer() == plain and split.without_transfer().fingerprint() == plain.fingerprint()
+
+
+def test_transfer_pool_needs_enough_records() -> None:
+    with pytest.raises(DataError, match="25 transfer"):
+        split_records(pool(124), TRANSFER, seed=0)  # 100 for the other parts + 25
+    assert len(split_records(pool(125), TRANSFER, seed=0).transfer) == 25
+
+
+def test_transfer_pool_shifted_and_labelled() -> None:
+    members, others = pool(150, "a"), pool(60, "b")
+    split, plain = split_shifted(members, others, TRANSFER, seed=2), split_shifted(members, others, SIZES, seed=2)
+    assert len(split.transfer) == 25 and {r.source for r in split.transfer} == {"a"}
+    assert_disjoint(split)
+    assert split.without_transfer() == plain
+    from mia_kd.data import split_labelled
+
+    with pytest.raises(ConfigError, match="data.transfer: 25; membership pretraining"):
+        split_labelled(members, others, TRANSFER, seed=1)
+
+
+@pytest.mark.parametrize("bad", [-1, True, 2.5])
+def test_transfer_size_checked(bad) -> None:
+    with pytest.raises(ConfigError, match="data.transfer"):
+        SplitSizes(members=40, nonmembers=30, utility=10, public=20, transfer=bad)

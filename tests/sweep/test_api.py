@@ -38,21 +38,22 @@ def swept(ray_session, tmp_path_factory, ci_raw_factory):
     return outcome, root / "out", seen.ids
 
 
-def test_run_sweep_returns_the_store_counts_and_both_tune_experiments(swept):
+def test_run_sweep_returns_the_store_counts_and_its_tune_experiment(swept):
     outcome, out, seen = swept
     assert isinstance(outcome, mia_kd.SweepOutcome)
     assert outcome.out == str(out) and outcome.completed == 2 and outcome.failed == 0 and outcome.ran == 2
-    # The baseline's experiment, then the search's: one trial each (temperature is given the baseline).
-    assert len(outcome.result_grids) == 2
-    assert [len(grid) for grid in outcome.result_grids] == [1, 1]
-    assert all(not grid.errors for grid in outcome.result_grids)
+    # One experiment: the baseline, then temperature's one trial (it is given the baseline).
+    assert len(outcome.result_grids) == 1
+    (grid,) = outcome.result_grids
+    assert len(grid) == 2 and not grid.errors
     stored = read_table(str(out), "trials").to_pandas()
-    tune_ids = [grid[0].metrics["trial_id"] for grid in outcome.result_grids]
+    tune_ids = [result.metrics["trial_id"] for result in grid]
     assert sorted(tune_ids) == sorted(stored["tune_trial_id"]) == sorted(seen), "user callbacks see every trial"
-    frame = outcome.result_grids[1].get_dataframe()
-    row = stored.set_index("tune_trial_id").loc[tune_ids[1]]
-    assert frame.loc[0, UTILITY.name] == pytest.approx(row[UTILITY.column])
-    assert frame.loc[0, PRIVACY.name] == pytest.approx(row[PRIVACY.column])
+    frame = grid.get_dataframe().set_index("trial_id")
+    rows = stored.set_index("tune_trial_id")
+    for tune_id in tune_ids:
+        assert frame.loc[tune_id, UTILITY.name] == pytest.approx(rows.loc[tune_id, UTILITY.column])
+        assert frame.loc[tune_id, PRIVACY.name] == pytest.approx(rows.loc[tune_id, PRIVACY.column])
 
 
 def test_dir_lists_the_public_names():

@@ -7,6 +7,7 @@ is quoted that way), the old one from a `git worktree` of its commit with this e
 
     python benchmarks/sweep_speedup.py                       # about 25 minutes here
     python benchmarks/sweep_speedup.py --before 98d56e2 --config sweeps/quickstart.yaml
+    python benchmarks/sweep_speedup.py --now HEAD            # the 'now' side from a worktree of HEAD
 
 Prints a Markdown table and writes it to benchmarks/results/sweep_speedup.md (JSON beside it).
 """
@@ -56,6 +57,8 @@ def _sweep(code: Path, config: str, out: Path, cache: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="98d56e2", help="the earlier commit (default: before issue 15's work)")
+    parser.add_argument("--now", default=None,
+                        help="run the 'now' side from this commit's worktree (default: this checkout as it is)")
     parser.add_argument("--config", default="sweeps/quickstart.yaml")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
@@ -64,21 +67,27 @@ def main() -> int:
     old = work / "before"
     subprocess.run(["git", "worktree", "add", "--detach", str(old), args.before], cwd=REPO, check=True,
                    capture_output=True)
-    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "mia_kd"], cwd=REPO,
+    now_code = REPO
+    if args.now:  # a worktree of that commit, so the checkout can change while this runs
+        now_code = work / "now"
+        subprocess.run(["git", "worktree", "add", "--detach", str(now_code), args.now], cwd=REPO, check=True,
+                       capture_output=True)
+    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=now_code, capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "mia_kd"], cwd=now_code,
                                 capture_output=True, text=True).stdout.strip())  # the code that ran, not the docs
     cache = work / "cache"
     try:
         # Warm the model cache with a one-trial run of each side (cache keys may differ between versions).
-        for code in (old, REPO):
+        for code in (old, now_code):
             warm = work / f"warm-{code.name}"
             subprocess.run([sys.executable, "-c", RUN, "trial", str(code / args.config), "--out", str(warm), "-q",
                             "--set", f"runtime.cache_dir={cache}"], cwd=code, check=True, capture_output=True,
                            env={**os.environ, "PYTHONPATH": str(code), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
         before = _sweep(old, args.config, work / "out-before", cache)
-        after = _sweep(REPO, args.config, work / "out-after", cache)
+        after = _sweep(now_code, args.config, work / "out-after", cache)
     finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=REPO, capture_output=True)
+        for tree in {old, now_code} - {REPO}:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 
     ratio = after["seconds"] / before["seconds"]

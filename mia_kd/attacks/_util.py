@@ -25,8 +25,8 @@ def check_fraction(attack: str, field: str, value: object) -> None:
 
 
 def stats_of(
-    inputs: AttackInputs, which: Literal["target", "lowercase", "prefixed", "reference"], attack: str
-) -> TokenStats:
+    inputs: AttackInputs, which: Literal["target", "lowercase", "prefixed", "reference", "shadows"], attack: str
+) -> TokenStats | ShadowStats:
     """``inputs.<which>``, checked to be present and to hold one entry per text."""
     stats = getattr(inputs, which)
     if stats is None:
@@ -41,19 +41,12 @@ def stats_of(
     return stats
 
 
-def shadows_of(inputs: AttackInputs, attack: str) -> ShadowStats:
-    """``inputs.shadows``, checked to be present and to hold one column per text."""
-    shadows = inputs.shadows
-    if shadows is None:
-        raise MiaKdError(
-            f"attack {attack!r} needs the 'shadows' pass, but the scorer did not provide it "
-            f"(AttackInputs.shadows is None)"
-        )
-    if len(shadows) != len(inputs):
-        raise MiaKdError(
-            f"attack {attack!r}: AttackInputs.shadows has {len(shadows)} records (columns), texts has {len(inputs)}"
-        )
-    return shadows
+def shadows_of(inputs: AttackInputs, attack: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a shadow-model attack reads: the target's statistic ``s`` (mean ℓ per record, ``(n,)``), and the
+    shadows' ``scores`` (float64) and ``inside`` (bool), ``(n_shadows, n)``, checked to hold one column per text."""
+    shadows = stats_of(inputs, "shadows", attack)
+    s = mean_per_record(stats_of(inputs, "target", attack).logprobs)
+    return s, np.asarray(shadows.scores, dtype=np.float64), np.asarray(shadows.inside, dtype=bool)
 
 
 def _lengths(arrays: Sequence[np.ndarray], what: str) -> np.ndarray:

@@ -14,7 +14,7 @@ from scipy.special import log_ndtr
 
 from mia_kd.attacks._base import AttackInputs, Need
 from mia_kd.attacks._registry import ATTACKS
-from mia_kd.attacks._util import mean_per_record, shadows_of, stats_of
+from mia_kd.attacks._util import shadows_of
 from mia_kd.errors import ConfigError, MiaKdError
 
 # With few shadows a per-record variance is mostly noise: the paper finds one global variance better with few
@@ -103,10 +103,7 @@ class Lira:
 
     def score(self, inputs: AttackInputs) -> np.ndarray:
         """``(len(inputs),)`` float64."""
-        s = mean_per_record(stats_of(inputs, "target", self.name).logprobs)
-        shadows = shadows_of(inputs, self.name)
-        scores = np.asarray(shadows.scores, dtype=np.float64)
-        inside = np.asarray(shadows.inside, dtype=bool)
+        s, scores, inside = shadows_of(inputs, self.name)
         pool = inputs.population_mask()  # what is pooled across records comes from these (calib in a trial)
         out = _fit(scores, ~inside, int(self.min_shadows), pool)
         if not (out.ok & pool).any():

@@ -14,7 +14,7 @@ import numpy as np
 
 from mia_kd.attacks._base import AttackInputs, Need
 from mia_kd.attacks._registry import ATTACKS
-from mia_kd.attacks._util import mean_per_record, shadows_of, stats_of
+from mia_kd.attacks._util import shadows_of
 from mia_kd.errors import ConfigError, MiaKdError
 
 # The population is a fixed, label-free draw of records: the same for every score of a given record count.
@@ -85,10 +85,7 @@ class Rmia:
 
     def log_ratio(self, inputs: AttackInputs) -> np.ndarray:
         """log Ratio(x) = s − log Pr(x) of every record ``(len(inputs),)`` float64."""
-        s = mean_per_record(stats_of(inputs, "target", self.name).logprobs)
-        shadows = shadows_of(inputs, self.name)
-        scores = np.asarray(shadows.scores, dtype=np.float64)
-        inside = np.asarray(shadows.inside, dtype=bool)
+        s, scores, inside = shadows_of(inputs, self.name)
         if self.online:
             return s - _log_mean_exp(scores, np.ones_like(inside))
         log_out = _log_mean_exp(scores, ~inside)

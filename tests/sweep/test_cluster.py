@@ -143,12 +143,14 @@ def cluster(process_tools):
 
 @pytest.fixture
 def job_sweep(tmp_path, ci_raw):
-    """A CI-sized sweep: `none` + 3 `temperature` trials, one CPU each, two at a time (one per node), attacked
-    by `lira` too: 4 shadow teachers and their neutral students first, as Ray tasks of one CPU."""
+    """A CI-sized sweep: `none` (the baseline), 3 `temperature` trials (one of them the baseline) and `nonorm`
+    (which does not share the baseline, so it starts beside it: two actors at once, one per node), one CPU
+    each, two at a time, attacked by `lira` too: 4 shadow teachers and their neutral students first, as Ray
+    tasks of one CPU."""
     path = tmp_path / "cluster_sweep.yaml"
     path.write_text(yaml.safe_dump({**ci_raw, "attacks": ["loss", "reference", "lira"], "shadows": {"count": 4},
                                     "sweep": {
-        "methods": {"none": {}, "temperature": {}}, "trials_per_method": 3, "max_concurrent": 2,
+        "methods": {"none": {}, "temperature": {}, "nonorm": {}}, "trials_per_method": 3, "max_concurrent": 2,
         "resources": {"cpu": 1}, "save_students": "none", "max_failures": 2,
     }}))
     return path
@@ -197,7 +199,7 @@ def test_job_submit_runs_trials_on_both_nodes(cluster, job_sweep, tmp_path):
                           "--set", "sweep.prepare_resources.resources={worker_node: 1}")
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     trials = _trials(out)
-    assert len(trials) == 3 and trials["trial_id"].is_unique and (trials["status"] == "completed").all()
+    assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["status"] == "completed").all()
     roles = _nodes(cluster)
     ran_on = {roles.get(node) for node in trials["node_id"]}
     assert ran_on == {"head", "worker"}, f"trials ran on {ran_on}"
@@ -232,7 +234,7 @@ def test_a_killed_worker_node_loses_no_trial(cluster, job_sweep, tmp_path, victi
             os.killpg(job.pid, signal.SIGKILL)
     assert job.returncode == 0, output[-3000:]
     trials = _trials(out)
-    assert len(trials) == 3 and trials["trial_id"].is_unique, trials[["trial_id", "status"]]
+    assert len(trials) == 4 and trials["trial_id"].is_unique, trials[["trial_id", "status"]]
     assert (trials["status"] == "completed").all(), trials[["trial_id", "status", "error"]]
     # The trial that was on the dead node failed once and ran again; nothing it wrote half-way shows. The sweep
     # is one Tune experiment (the baseline is its first trial).

@@ -14,17 +14,23 @@ SHADOWED = ["loss", "reference", "lira", "rmia"]
 
 
 def test_a_sweep_trains_its_shadows_once_as_tasks(ray_session, sweep_file, tmp_path, ci_raw):
+    """A sweep whose students are distilled on a disjoint pool and attacked with lira and rmia: shadows once,
+    every trial on the pool (its shadow students too), the leakage transfer ratio in every row."""
     import yaml
 
     from mia_kd.sweep.runner import run_sweep
 
     path = sweep_file({"methods": {"none": {}, "temperature": {"trials": 2}}, "max_concurrent": 2, "save_students": "none"})
     raw = yaml.safe_load(path.read_text())
-    path.write_text(yaml.safe_dump({**raw, "attacks": SHADOWED, "shadows": {"count": 2}}))
+    path.write_text(yaml.safe_dump({**raw, "attacks": SHADOWED, "shadows": {"count": 2},
+                                    "data": {**raw["data"], "transfer": 120},
+                                    "distill": {**raw["distill"], "transfer": "disjoint"}}))
     out = tmp_path / "out"
     outcome = run_sweep(path, out=str(out))
     assert outcome.completed == 2 and outcome.failed == 0
     trials = read_table(str(out), "trials").to_pandas()
+    assert (trials["distill_transfer"] == "disjoint").all() and (trials["n_transfer"] == 120).all()
+    assert (trials["n_transfer_pool"] == 120).all() and trials["leakage_transfer_ratio"].notna().all()
     metrics = read_table(str(out), "metrics").to_pandas()
     assert {("teacher", "lira"), ("teacher", "rmia"), ("student", "lira"), ("student", "rmia")} <= set(
         zip(metrics["model_role"], metrics["attack"], strict=True))

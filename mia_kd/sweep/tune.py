@@ -288,8 +288,8 @@ class _Space:
 class _MethodRouter(Searcher):
     """One Tune search algorithm over every method's own OptunaSearch (one Optuna study per method).
 
-    Suggestions go round-robin over the methods that still have trials to run, so methods run side by side
-    and Tune reuses its actors across them; results are routed back to the study they came from. The
+    Suggestions go round-robin, in config order, over the methods that still have trials to run, so methods
+    run side by side and Tune reuses its actors across them; results are routed back to the study they came from. The
     ``held`` methods get no suggestion until the baseline (the first trial of the first method) completes
     and ``give`` has added it to their studies; if it fails instead, they run without it (a failed trial
     counts in the budget, as everywhere in a sweep).
@@ -312,11 +312,14 @@ class _MethodRouter(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if trial_id in self.owner:
             return self.searchers[self.owner[trial_id]].suggest(trial_id)
-        names = [n for n in self.remaining if self.remaining[n] > 0 and n not in self.held]
-        if not names:
+        order = list(self.remaining)  # the config's order (the baseline's method first), fixed
+        ready = [i for i in range(len(order)) if self.remaining[order[i]] > 0 and order[i] not in self.held]
+        if not ready:
             return None if self.held else Searcher.FINISHED  # None: ask again once the baseline is in
-        name = names[self._turn % len(names)]
-        self._turn += 1
+        # The next ready method at or after the turn, in config order: a method that runs out does not shift
+        # the others' turns (listed early, dp_sgd's long trials start early instead of ending the sweep).
+        index = min(ready, key=lambda i: (i - self._turn) % len(order))
+        name, self._turn = order[index], index + 1
         self.remaining[name] -= 1
         self.owner[trial_id] = name
         if self.held and self.baseline_trial is None:

@@ -55,6 +55,16 @@ def test_held_methods_wait_for_the_baseline_and_are_given_it():
     assert router.searchers["none"].told == [("t1", False)]
 
 
+def test_turns_follow_the_config_order_when_a_method_runs_out():
+    """Round-robin in config order: a method that runs out does not move the others' turns forward."""
+    searchers = {name: _Fake(name) for name in ("none", "dp_sgd", "bottleneck", "nonorm", "red_list")}
+    router = _MethodRouter(searchers, {"none": 1, "dp_sgd": 3, "bottleneck": 3, "nonorm": 1, "red_list": 3})
+    got = [router.suggest(f"t{i}")["method"] for i in range(11)]
+    assert got == ["none", "dp_sgd", "bottleneck", "nonorm", "red_list", "dp_sgd", "bottleneck", "red_list",
+                   "dp_sgd", "bottleneck", "red_list"]
+    assert router.suggest("t11") == Searcher.FINISHED
+
+
 def test_a_failed_baseline_releases_the_held_methods_without_it():
     give = _Give(ok=True)
     router = _router(give)

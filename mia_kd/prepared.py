@@ -28,7 +28,7 @@ from mia_kd.errors import ConfigError
 from mia_kd.metrics import leakage_transfer_ratio, strongest_attack
 from mia_kd.models.scoring import Scored, ScoringPlan
 from mia_kd.models.train import autocast_dtype
-from mia_kd.privacy import PrivacyMethod, Vulnerability, vulnerable_subset
+from mia_kd.privacy import Vulnerability, vulnerable_subset
 from mia_kd.store import prepared_id
 from mia_kd.store.rows import RecordsPart, records_table
 
@@ -86,16 +86,6 @@ class Prepared:
         if not self.split.transfer:
             raise ConfigError("distill.transfer: disjoint, but the split has no transfer pool; set data.transfer")
         return self.pool_rows, [r.record_id for r in self.split.transfer]
-
-    @staticmethod
-    def check_transfer_method(mode: str, method: PrivacyMethod) -> None:
-        """Refuse a method that selects transfer records under ``distill.transfer: disjoint``: it leaves vulnerable
-        *members* out of the transfer set, and the pool holds none, so it would silently do nothing."""
-        if mode == "disjoint" and method.hook == "records" and not method.is_neutral:
-            raise ConfigError(
-                f"privacy.method: {method.name} selects members to leave out of the transfer set, and distill.transfer "
-                "disjoint holds no members; use distill.transfer: members or another method"
-            )
 
     def shared_records(self, attack_names: list[str]) -> pa.Table:
         """The teacher's and reference model's ``records`` rows, once for every trial sharing this state."""

@@ -34,7 +34,7 @@ from mia_kd.models.build import build_model
 from mia_kd.models.cache import ModelCache, cache_key, default_cache_dir, tokenizer_fingerprint, trained_model
 from mia_kd.models.scoring import Scored, ScoringPlan
 from mia_kd.prepared import Prepared, setup_runtime
-from mia_kd.privacy import MethodContext, build_method, method_class
+from mia_kd.privacy import MethodContext, build_method
 from mia_kd.store.rows import node_id
 from mia_kd.validate import check_config
 
@@ -158,16 +158,6 @@ def train_student(job: ShadowJob, *, threads: int = 1) -> ShadowScores:
     return ShadowScores(job.index, job.inside, scores, seconds=time.perf_counter() - start)
 
 
-def check_online(config: TrialConfig) -> None:
-    """Per-trial shadow students follow the trial's method; one that reads the teacher's vulnerable records
-    would need each shadow teacher's own vulnerability, which is not built."""
-    if config.shadows.online and method_class(config.privacy.method).needs_vulnerability:
-        raise ConfigError(
-            f"shadows.online: true with privacy.method {config.privacy.method!r}, which reads the teacher's "
-            "vulnerable records: per-trial shadow students of such methods are not supported; set shadows.online: false"
-        )
-
-
 def _on(plan: ScoringPlan, device: torch.device) -> ScoringPlan:
     return plan if plan.device == device else dataclasses.replace(plan, device=device)
 
@@ -263,7 +253,6 @@ def train_here(prepared: Prepared, config: TrialConfig) -> tuple[Prepared, list[
         prepared = attach(prepared, config, teachers, offline)
     if not config.shadows.online:
         return prepared, None
-    check_online(config)
     return prepared, [train_student(job) for job in student_jobs(prepared, config, prepared.shadow_teachers)]
 
 

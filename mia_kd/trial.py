@@ -168,7 +168,6 @@ def run_student(
     vulnerability = p.vulnerability(privacy)
     context = MethodContext(vulnerability=vulnerability, vocab_size=len(p.tokenizer), seed=seed, n_records=len(transfer_rows))
     method = build_method(privacy.method, privacy.strength, privacy.params, context)
-    p.check_transfer_method(config.distill.transfer, method)
     serve = method.serve_logits if privacy.stage == "serve" and not method.is_neutral else None
     log.info("trial %s: %s at strength %g (%s stage)", trial_id, privacy.method, privacy.strength, privacy.stage)
 

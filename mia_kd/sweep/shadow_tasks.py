@@ -54,9 +54,10 @@ def shadows(
 def trial_students(prepared: Prepared, config: TrialConfig, resources: Resources, *, quiet: bool = True) -> list:
     """This trial's own shadow students (``shadows.online``: at its method and strength), one task each, from
     the shadow teachers of ``prepared`` (the attached state, held here)."""
-    from mia_kd.shadows import ShadowInputs, check_online
+    from mia_kd.shadows import ShadowInputs
+    from mia_kd.validate import check_config
 
-    check_online(config)
+    check_config(config)  # refuses per-trial shadows of a method that reads the teacher's vulnerability
     inputs, task = ray.put(ShadowInputs.of(prepared)), _task(_online_student, "shadow_student", _options(resources))
     refs = [task.remote(inputs, config, ray.put(teacher), threads=_threads(resources)) for teacher in prepared.shadow_teachers]
     wait(refs, desc="shadow students", quiet=quiet)

@@ -65,3 +65,34 @@ def test_alpha_mixes_ce_and_kd():
     assert torch.allclose(distill_loss(logits, teacher, ids, mask, temperature=3.0, alpha=0.0), ce)
     assert torch.allclose(distill_loss(logits, teacher, ids, mask, temperature=3.0, alpha=1.0), kd)
     assert torch.allclose(distill_loss(logits, teacher, ids, mask, temperature=3.0, alpha=0.25), 0.75 * ce + 0.25 * kd)
+
+
+def test_the_fused_distill_loss_has_the_value_and_gradient_of_its_two_parts():
+    # distill_loss writes its gradient out by hand; it must equal autograd through lm_loss and kd_loss,
+    # with padding, at T != 1 and at both ends of alpha.
+    ids = torch.randint(0, 11, (3, 7), generator=torch.Generator().manual_seed(2))
+    mask = torch.ones(3, 7, dtype=torch.long)
+    mask[1, 4:] = 0
+    mask[2, 2:] = 0
+    teacher = _logits(1)
+    for temperature, alpha in ((1.0, 0.5), (2.0, 0.5), (3.0, 0.0), (0.5, 1.0), (2.0, 0.9)):
+        fused, parts = _logits(0).requires_grad_(), _logits(0).requires_grad_()
+        got = distill_loss(fused, teacher, ids, mask, temperature=temperature, alpha=alpha)
+        want = (1 - alpha) * lm_loss(parts, ids, mask) + alpha * kd_loss(parts, teacher, mask, temperature=temperature)
+        (got * 1.7).backward()
+        (want * 1.7).backward()
+        assert torch.allclose(got, want, atol=1e-6), (temperature, alpha)
+        assert torch.allclose(fused.grad, parts.grad, atol=1e-7), (temperature, alpha)
+        assert fused.grad[:, -1].abs().max() == 0  # the last position predicts nothing
+        assert fused.grad[2, 2:].abs().max() == 0  # nor do positions whose next token is padding
+
+
+def test_the_fused_distill_loss_keeps_the_logits_dtype_and_sends_nothing_to_the_teacher():
+    ids = torch.randint(0, 11, (3, 7))
+    mask = torch.ones(3, 7, dtype=torch.long)
+    student = _logits(0).to(torch.bfloat16).requires_grad_()
+    teacher = _logits(1).requires_grad_()
+    loss = distill_loss(student, teacher, ids, mask, temperature=2.0, alpha=0.5)
+    loss.backward()
+    assert loss.dtype == torch.bfloat16 and student.grad.dtype == torch.bfloat16
+    assert teacher.grad is None

@@ -288,8 +288,10 @@ class _Space:
 class _MethodRouter(Searcher):
     """One Tune search algorithm over every method's own OptunaSearch (one Optuna study per method).
 
-    Suggestions go round-robin, in config order, over the methods that still have trials to run, so methods
-    run side by side and Tune reuses its actors across them; results are routed back to the study they came from. The
+    Suggestions go to the method whose trials are expected to take longest (the mean ``seconds`` of its
+    completed trials, else of all completed trials), round-robin in config order among equals, so methods run
+    side by side, Tune reuses its actors across them, and the long trials (DP-SGD's) start early instead of
+    ending the sweep with one slot idle; results are routed back to the study they came from. The
     ``held`` methods get no suggestion until the baseline (the first trial of the first method) completes
     and ``give`` has added it to their studies; if it fails instead, they run without it (a failed trial
     counts in the budget, as everywhere in a sweep).
@@ -304,6 +306,7 @@ class _MethodRouter(Searcher):
         self.give = give
         self.baseline_trial: str | None = None
         self.owner: dict[str, str] = {}
+        self.seconds: dict[str, list[float]] = {}  # each method's completed trials' durations
         self._turn = 0
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
@@ -316,9 +319,10 @@ class _MethodRouter(Searcher):
         ready = [i for i in range(len(order)) if self.remaining[order[i]] > 0 and order[i] not in self.held]
         if not ready:
             return None if self.held else Searcher.FINISHED  # None: ask again once the baseline is in
-        # The next ready method at or after the turn, in config order: a method that runs out does not shift
-        # the others' turns (listed early, dp_sgd's long trials start early instead of ending the sweep).
-        index = min(ready, key=lambda i: (i - self._turn) % len(order))
+        # Longest expected trials first (the classic list-scheduling rule: the sweep ends when its last trial
+        # does); among equals the next method at or after the turn, so a method that runs out does not shift
+        # the others' turns.
+        index = min(ready, key=lambda i: (-self._expected(order[i]), (i - self._turn) % len(order)))
         name, self._turn = order[index], index + 1
         self.remaining[name] -= 1
         self.owner[trial_id] = name
@@ -337,8 +341,16 @@ class _MethodRouter(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self.searchers[self.owner[trial_id]].on_trial_complete(trial_id, result=result, error=error)
+        if not error and result and "seconds" in result:
+            self.seconds.setdefault(self.owner[trial_id], []).append(float(result["seconds"]))
         if trial_id == self.baseline_trial and self.held:
             self._release(given=not error)
+
+    def _expected(self, name: str) -> float:
+        """Seconds a trial of ``name`` is expected to take: its own completed trials' mean, else all methods'
+        (0 before any completes: plain round-robin)."""
+        seen = self.seconds.get(name) or [s for durations in self.seconds.values() for s in durations]
+        return sum(seen) / len(seen) if seen else 0.0
 
     def _release(self, *, given: bool) -> None:
         """Let the held methods run, given the stored baseline (unless it failed)."""

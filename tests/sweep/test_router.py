@@ -74,3 +74,21 @@ def test_a_failed_baseline_releases_the_held_methods_without_it():
     methods = [router.suggest(f"t{i}")["method"] for i in range(2, 8)]
     assert sorted(methods) == ["dp_sgd", "dp_sgd", "red_list", "red_list", "temperature", "temperature"]
     assert router.suggest("t8") == Searcher.FINISHED
+
+
+def test_the_longest_expected_trials_go_first():
+    """Once trials complete, the method whose trials took longest gets the next slot (unseen methods are
+    expected to take the mean of all), so the long trials do not end the sweep with a slot idle."""
+    searchers = {name: _Fake(name) for name in ("none", "red_list", "dp_sgd", "nonorm")}
+    router = _MethodRouter(searchers, {"none": 1, "red_list": 3, "dp_sgd": 3, "nonorm": 1})
+    assert [router.suggest(f"t{i}")["method"] for i in range(3)] == ["none", "red_list", "dp_sgd"]
+    router.on_trial_complete("t0", {"seconds": 20.0})
+    router.on_trial_complete("t1", {"seconds": 10.0})
+    router.on_trial_complete("t2", {"seconds": 60.0})
+    assert router.suggest("t3")["method"] == "dp_sgd", "60 s expected, against 20 (none's) and 10"
+    router.on_trial_complete("t3", None, error=True)  # a failure says nothing about duration
+    assert router._expected("dp_sgd") == 60.0
+    got = [router.suggest(f"t{i}")["method"] for i in range(4, 8)]
+    # nonorm, unseen, is expected to take the mean (30 s): before red_list (10 s)
+    assert got == ["dp_sgd", "nonorm", "red_list", "red_list"]
+    assert router.suggest("t8") == Searcher.FINISHED

@@ -11,6 +11,7 @@ grows with the number of tokens scored, not with tokens × vocabulary.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -66,15 +67,28 @@ def score(
     # heap that the next, wider batch cannot reuse: peak RSS then grew with the number of records scored
     # (+1.7 GiB for 4,000 records; benchmarks/memory.py).
     out = np.empty((3 if moments else 1, starts[-1]), dtype=np.float32)  # (statistic, prediction)
+    # ReCaLL's prefix is most of a prefixed row's tokens and its predictions are dropped below: where a batch
+    # holds only the first pieces of rows, the model's head and the statistics skip them (``logits_to_keep``,
+    # the last positions; rows are right-padded). Their slots in ``out`` stay unwritten. Not under a serve-
+    # stage transform, which reads the whole row.
+    keeps_last = skip > 0 and transform is None and "logits_to_keep" in inspect.signature(model.forward).parameters
     for batch in windowed.batches(batch_size):
-        ids, mask = pad([windowed.pieces[k][2] for k in batch], pad_id=pad_id)
+        pieces = [windowed.pieces[k] for k in batch]
+        ids, mask = pad([piece for _, _, piece in pieces], pad_id=pad_id)
         ids, mask = ids.to(device), mask.to(device)
-        logits = model(input_ids=ids, attention_mask=mask).logits
+        first_pieces = not any(keep for _, keep, _ in pieces)  # each keeps all its predictions, prefix's included
+        drop = min(skip, *(len(piece) - 1 for _, _, piece in pieces)) if keeps_last and first_pieces else 0
+        if drop:
+            logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=ids.shape[1] - drop).logits
+        else:
+            logits = model(input_ids=ids, attention_mask=mask).logits
         if transform is not None:
             logits = transform(logits, ids, mask)
-        stats = token_stats(logits[:, :-1], ids[:, 1:], moments=moments).cpu().numpy()  # (statistic, batch, seq - 1)
+        # (statistic, batch, seq - 1 - drop): predictions drop, drop + 1, ... of each piece
+        stats = token_stats(logits[:, :-1], ids[:, drop + 1 :], moments=moments).cpu().numpy()
         for j, k in enumerate(batch):
-            out[:, starts[k] : starts[k + 1]] = stats[:, j, windowed.kept(k)]
+            kept = windowed.kept(k)  # slice(0, len(piece) - 1) where drop > 0
+            out[:, starts[k] + drop : starts[k + 1]] = stats[:, j, kept.start : kept.stop - drop]
         del logits, stats  # before the next batch's forward pass, not when its results replace them
     per_row = [out[:, start + skip : end] for start, end in windowed.row_bounds(starts)]
     return TokenStats(

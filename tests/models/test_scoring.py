@@ -81,6 +81,24 @@ def test_prefixed_pass_scores_only_the_records_own_tokens(model, rows):
         np.testing.assert_allclose(lp, expected, atol=atol, rtol=0)
 
 
+def test_prefixed_pass_equals_the_prefixed_rows_scored_whole_with_long_prefixes_and_windows(model, rows):
+    # The prefixed pass skips the model's head on the prefix's predictions (logits_to_keep) where a batch
+    # holds only first pieces; a 50-token prefix pushes most rows past the 64-position context, so batches
+    # also mix first windows with later ones, which take every position.
+    prefix = [0, *range(1, 50)]
+    skip = len(prefix) - 1
+    prefixed = _score(model, rows, batch_size=4, prefix=prefix, moments=True, context=64)
+    whole = _score(model, [[*prefix, *row[1:]] for row in rows], batch_size=4, moments=True, context=64)
+    atol, var_atol = _tolerances(model, [[*prefix, *row[1:]][:64] for row in rows])  # windows: at most 64
+    for row, got_lp, got_mu, got_sd, lp, mu, sd in zip(
+        rows, prefixed.logprobs, prefixed.mean, prefixed.std, whole.logprobs, whole.mean, whole.std, strict=True
+    ):
+        assert got_lp.shape == (len(row) - 1,)
+        np.testing.assert_allclose(got_lp, lp[skip:], atol=atol, rtol=0)
+        np.testing.assert_allclose(got_mu, mu[skip:], atol=atol, rtol=0)
+        np.testing.assert_allclose(got_sd**2, sd[skip:] ** 2, atol=var_atol, rtol=0)
+
+
 def test_task_loss_is_token_weighted_negative_mean_logprob(model, rows):
     stats = _score(model, rows, batch_size=8)
     flat = np.concatenate(stats.logprobs).astype(np.float64)

@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from mia_kd.config import MethodSearch, SweepConfig, TrialConfig
 from mia_kd.errors import ConfigError
@@ -52,14 +52,16 @@ class SweepPlan:
     methods: dict[str, MethodPlan]
 
     @classmethod
-    def build(cls, config: SweepConfig) -> SweepPlan:
+    def build(cls, config: SweepConfig, spaces: Mapping[str, StrengthSpace] | None = None) -> SweepPlan:
         """Each method's space for this student (where it starts acting, as integers where its effect is
-        discrete), narrowed by ``methods.NAME.strength``; one trial where the space is one point (the
-        baseline), at most one per integer value."""
+        discrete; ``spaces``: as :func:`strength_spaces` computed them elsewhere), narrowed by
+        ``methods.NAME.strength``; one trial where the space is one point (the baseline), at most one per
+        integer value."""
         sweep, methods = config.sweep, {}
+        spaces = spaces if spaces is not None else strength_spaces(config.base, sweep.methods)
         for name, search in sweep.methods.items():
             method = method_class(name)
-            space = method.strength_space(config.base)
+            space = spaces[name]
             if search.strength is not None:
                 space = replace(space, low=float(search.strength[0]), high=float(search.strength[1]))
             trials = search.trials or sweep.trials_per_method
@@ -114,28 +116,43 @@ class SweepPlan:
         )
 
     def manifest(self, storage: SweepStorage) -> dict[str, Any]:
-        """``sweep.json``'s content: what this folder holds; a folder of a different sweep is refused."""
-        base, key = self.config.base, self.config.base.prepare_key()
-        text = storage.read_text(MANIFEST)
-        started = datetime.now(UTC).isoformat()
-        if text is not None:
-            try:
-                old = json.loads(text)
-            except json.JSONDecodeError:
-                raise ConfigError(f"{storage.url(MANIFEST)} is not valid JSON; restore it or use another --out") from None
-            if old.get("sweep_id") != base.sweep_id or old.get("prepare_key") != key:
-                raise ConfigError(
-                    f"--out {storage.out!r} holds sweep {old.get('sweep_id')!r} with a different data/teacher setup; "
-                    "use another --out (or the same config) to resume"
-                )
-            started = old.get("started_at", started)
+        """``sweep.json``'s content: what this folder holds and the plan; a folder of a different sweep is refused."""
         return {
-            "sweep_id": base.sweep_id, "prepare_key": key, "config_path": self.config.path, "started_at": started,
+            **folder_manifest(self.config, storage),
             # Search points each method trains itself (a method given the baseline trains one fewer than its budget).
             "plan": {name: self.students(name) for name in self.methods},
             "baseline": None if self.baseline is None else {
                 "method": self.baseline, "strength": self.methods[self.baseline].neutral,
                 "shared_with": [name for name in self.methods if self.shares_baseline(name)],
             },
-            "sweep": self.config.sweep.model_dump(mode="json"), "config": base.model_dump(mode="json"),
         }
+
+
+def folder_manifest(config: SweepConfig, storage: SweepStorage) -> dict[str, Any]:
+    """``sweep.json`` before the plan is known (the sweep is preparing): which sweep the folder holds, since
+    when, and its config. A folder of a different sweep (or a damaged manifest) is refused."""
+    base, key = config.base, config.base.prepare_key()
+    text = storage.read_text(MANIFEST)
+    started = datetime.now(UTC).isoformat()
+    if text is not None:
+        try:
+            old = json.loads(text)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{storage.url(MANIFEST)} is not valid JSON; restore it or use another --out") from None
+        if old.get("sweep_id") != base.sweep_id or old.get("prepare_key") != key:
+            raise ConfigError(
+                f"--out {storage.out!r} holds sweep {old.get('sweep_id')!r} with a different data/teacher setup; "
+                "use another --out (or the same config) to resume"
+            )
+        started = old.get("started_at", started)
+    return {
+        "sweep_id": base.sweep_id, "prepare_key": key, "config_path": config.path, "started_at": started,
+        "sweep": config.sweep.model_dump(mode="json"), "config": base.model_dump(mode="json"),
+    }
+
+
+def strength_spaces(base: TrialConfig, names: Iterable[str]) -> dict[str, StrengthSpace]:
+    """Each method's strength space for the student ``base`` describes. Some read the student's layer sizes from
+    its model code (``bottleneck``: torch and transformers, 7 s to import here), so a sweep computes them in its
+    preparation task, where both are loaded anyway, and its driver imports neither (docs/architecture.md §2)."""
+    return {name: method_class(name).strength_space(base) for name in names}

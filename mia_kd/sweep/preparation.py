@@ -8,6 +8,7 @@ result through Ray's object store.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -16,18 +17,24 @@ from mia_kd.attacks import required_passes
 from mia_kd.config import TrialConfig
 from mia_kd.prepared import Prepared
 from mia_kd.store import write_prepared
+from mia_kd.sweep.plan import strength_spaces
 from mia_kd.trial import prepare
 
 
-def prepare_for_sweep(config: TrialConfig, out: str, *, threads: int) -> tuple[dict[str, Any], Prepared]:
+def prepare_for_sweep(
+    config: TrialConfig, out: str, *, threads: int, methods: Iterable[str] = ()
+) -> tuple[dict[str, Any], Prepared]:
     """Prepare once for every trial of the sweep: the split, tokenizer, teacher, reference model and teacher
     scores; the teacher's and reference model's ``records`` rows written to ``out`` once.
 
-    Returns what the driver logs (where it ran, seconds per stage) and the prepared state, its models on the CPU so
-    that a trial on any node can load it.
+    Returns what the driver needs (where it ran, seconds per stage, the strength space of each of ``methods``:
+    the driver's plan is built from them, see :func:`~mia_kd.sweep.plan.strength_spaces`) and the prepared
+    state, its models on the CPU so that a trial on any node can load it.
     """
     torch.set_num_threads(threads)
+    spaces = strength_spaces(config, methods)
     prepared = prepare(config)
     if not required_passes(config.attacks).shadows:  # else written once the shadows are attached (shadow_tasks)
         write_prepared(out, config.sweep_id, prepared.key, prepared.records)
-    return {"node_id": prepared.node_id, "stage_times": prepared.stage_times}, prepared.to_cpu()
+    summary = {"node_id": prepared.node_id, "stage_times": prepared.stage_times, "spaces": spaces}
+    return summary, prepared.to_cpu()

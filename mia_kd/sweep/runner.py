@@ -1,8 +1,9 @@
-"""A sweep, start to end, without Ray: check → plan → prepare once → search each method → keep what is asked.
+"""A sweep, start to end, without Ray: check → prepare once → plan → search each method → keep what is asked.
 
-The flow (docs/architecture.md §2): the config is checked and the plan built before anything heavy starts;
-the split, teacher and reference model are prepared once and shared by every trial; the Tune adapter
-(:mod:`mia_kd.sweep.tune`, the only module that imports ray) runs the missing trials of each method's Optuna
+The flow (docs/architecture.md §2): the config and the folder are checked before anything heavy starts;
+the split, teacher and reference model are prepared once and shared by every trial, by a task that also
+computes the methods' strength spaces, from which the plan is built (so the driver never imports torch); the Tune adapter
+(:mod:`mia_kd.sweep.tune`, with the shadow tasks and trackers the only code that imports ray) runs the missing trials of each method's Optuna
 study, each trial calling :func:`mia_kd.sweep.point.run_point` (the baseline first, and every other method's study is
 given it instead of training it again); finally ``save_students: front`` removes students off the front.
 """
@@ -20,8 +21,8 @@ from tqdm.auto import tqdm
 from mia_kd.config import SweepConfig, load_sweep
 from mia_kd.store import MANIFEST, SweepStorage
 from mia_kd.attacks import required_passes
-from mia_kd.sweep import shadow_tasks, students, tune
-from mia_kd.sweep.plan import SweepPlan
+from mia_kd.sweep import shadow_tasks, students, tracking, tune
+from mia_kd.sweep.plan import SweepPlan, folder_manifest
 from mia_kd.sweep.study import stored_trials
 from mia_kd.validate import check_sweep
 
@@ -57,18 +58,21 @@ def run_sweep(
     """
     start = time.perf_counter()
     config = check_sweep(config if isinstance(config, SweepConfig) else load_sweep(config, overrides))
-    plan, sweep_id = SweepPlan.build(config), config.base.sweep_id
-    storage = SweepStorage.parse(out or config.sweep.out)
-    manifest = plan.manifest(storage)  # refuses another sweep's folder before Ray starts
+    sweep_id, storage = config.base.sweep_id, SweepStorage.parse(out or config.sweep.out)
+    manifest = folder_manifest(config, storage)  # refuses another sweep's folder before Ray starts
 
     tune.start(address=address, verbose=verbose)
     tune.check_shared(storage, allow_local_out)
-    tune.tracking_callbacks(config.sweep.tracking, sweep_id)  # a missing tracker or refused store: before any training
-    storage.write_text(MANIFEST, json.dumps(manifest, indent=2, default=str))
+    tracking.tracking_callbacks(config.sweep.tracking, sweep_id)  # a missing tracker or refused store: before any training
+    storage.write_text(MANIFEST, json.dumps(manifest, indent=2, default=str))  # `mia-kd status`: preparing
     log.info("sweep %s: preparing the split, teacher and reference model once for all trials", sweep_id)
-    prepared, summary = tune.prepare(config.base, storage, config.sweep.prepare_resources)
+    prepared, summary = tune.prepare(config.base, storage, config.sweep.prepare_resources, list(config.sweep.methods))
     log.info("sweep %s: prepared on node %s in %.0f s (%s)", sweep_id, summary["node_id"],
              sum(summary["stage_times"].values()), ", ".join(f"{k} {v:.0f} s" for k, v in summary["stage_times"].items()))
+    # The plan reads the methods' strength spaces from the preparation task (some need the student's model
+    # code): the driver never imports torch.
+    plan = SweepPlan.build(config, spaces=summary["spaces"])
+    storage.write_text(MANIFEST, json.dumps(plan.manifest(storage), indent=2, default=str))
     if required_passes(config.base.attacks).shadows:  # lira, rmia: shadow models as Ray tasks, once per sweep
         prepared, nodes = shadow_tasks.shadows(prepared, config.base, storage.out,
                                                config.sweep.shadow_resources or config.sweep.resources, quiet=verbose)

@@ -22,6 +22,7 @@ class SweepStatus:
     elapsed_s: float
     eta_s: float | None
     privacy_objective: str
+    preparing: bool = False  # the plan is not known yet: the preparation task is running (or it failed)
 
 
 def sweep_status(out: str | Path) -> SweepStatus:
@@ -37,7 +38,11 @@ def sweep_status(out: str | Path) -> SweepStatus:
         manifest = json.loads(text)
     except json.JSONDecodeError:
         raise UserError(f"{storage.url(MANIFEST)} is not valid JSON; the sweep folder is damaged") from None
-    sweep_id, plan = manifest["sweep_id"], manifest["plan"]
+    # Before its plan is known (the sweep prepares) the manifest names only the sweep and its methods.
+    sweep_id, plan = manifest["sweep_id"], manifest.get("plan")
+    preparing = plan is None
+    if preparing:
+        plan = dict.fromkeys(manifest["sweep"]["methods"], 0)
     trials = (
         read_table(storage.out, "trials", sweep_id=sweep_id).to_pandas()
         if storage.exists("trials") else pd.DataFrame(columns=["method", "status", "trial_id"])
@@ -66,9 +71,11 @@ def sweep_status(out: str | Path) -> SweepStatus:
     finished = int(per_method[["completed", "failed"]].to_numpy().sum())
     remaining = int(per_method["planned"].sum()) - finished
     eta = None
-    if finished and remaining > 0 and "wall_time_s" in done:
+    if finished and remaining > 0 and "wall_time_s" in done and not preparing:
         eta = remaining * float(done["wall_time_s"].mean()) / max(1, manifest["sweep"]["max_concurrent"])
     objective = manifest["config"].get("metrics", {}).get("privacy_objective", "auc")
+    if preparing:
+        return SweepStatus(sweep_id, per_method.drop(columns="planned"), best, elapsed, None, objective, preparing=True)
     return SweepStatus(sweep_id, per_method, best, elapsed, 0.0 if remaining <= 0 else eta, objective)
 
 
@@ -81,6 +88,9 @@ def _best(trials: pd.DataFrame, objective: Objective) -> pd.DataFrame:
 
 def format_status(status: SweepStatus) -> str:
     lines = [f"sweep {status.sweep_id}", "", status.per_method.to_string(index=False), ""]
+    if status.preparing:
+        lines[0] += (": preparing (split, teacher, reference model, the methods' strength spaces); the trials are "
+                     "planned once that is done")
     if len(status.best):
         lines.append(
             f"best so far (privacy = worst-case student {status.privacy_objective}, chosen on calib, eval value "

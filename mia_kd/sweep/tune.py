@@ -1,10 +1,11 @@
-"""The sweep's Ray boundary: the only module that imports ray (docs/architecture.md §2).
+"""The sweep's Ray boundary, with :mod:`~mia_kd.sweep.shadow_tasks` and :mod:`~mia_kd.sweep.tracking` the only
+code that imports ray (docs/architecture.md §2).
 
 Ray Tune schedules the trials, one Optuna study per method suggests their strengths
 (``OptunaSearch(metric=[privacy, utility], mode=[min, min])``, the objectives of :mod:`mia_kd.objectives`).
 The trainable is a thin adapter: ``suggestion → run_point → tune.report``; the prepared split and models
 travel to the workers through the object store. Experiment trackers are Tune's own logger callbacks
-(``sweep.tracking``: MLflow, W&B) fed by that report; the Parquet store stays the record.
+(``sweep.tracking``: MLflow, W&B, in :mod:`mia_kd.sweep.tracking`) fed by that report; the Parquet store stays the record.
 """
 
 from __future__ import annotations
@@ -16,23 +17,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 import optuna
 import pyarrow as pa
 import ray
 from ray import tune
 from ray.tune import Callback, FailureConfig, ResultGrid, RunConfig
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from tqdm.auto import tqdm
 
 from mia_kd.attacks import required_passes
-from mia_kd.config import PrepareResources, Tracking, TrialConfig
-from mia_kd.errors import ConfigError, UserError
+from mia_kd.config import PrepareResources, TrialConfig
+from mia_kd.errors import ConfigError
 from mia_kd.objectives import MODES, NAMES, PRIVACY, REPORTED_PRIVACY, UTILITY
 from mia_kd.store import TRIALS, SweepStorage, write_trial
 from mia_kd.store.rows import failed_row
 from mia_kd.sweep.plan import MethodPlan, SweepPlan
+from mia_kd.sweep.tracking import tracking_callbacks
 from mia_kd.sweep.study import add_baseline, journal_storage, method_study, stored_baseline, stored_trials, study_name
 
 if TYPE_CHECKING:  # the driver never imports torch: the pipeline runs in the tasks and trials below
@@ -66,17 +70,20 @@ def check_shared(storage: SweepStorage, allow_local_out: bool) -> None:
         )
 
 
-def prepare(config: TrialConfig, storage: SweepStorage, resources: PrepareResources) -> tuple[ray.ObjectRef, dict[str, Any]]:
+def prepare(
+    config: TrialConfig, storage: SweepStorage, resources: PrepareResources, methods: list[str]
+) -> tuple[ray.ObjectRef, dict[str, Any]]:
     """Run the sweep's preparation (:func:`~mia_kd.sweep.preparation.prepare_for_sweep`) as a Ray task with
     ``resources``; the prepared state's object reference (trials read it from the object store, the driver
-    never holds it) and the task's summary. The task's own error is raised as itself."""
+    never holds it) and the task's summary (with the strength spaces of ``methods``). The task's own error
+    is raised as itself."""
     cpu, gpu = prepare_shape(resources, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
     log.info("preparing as a Ray task: %g CPU, %g GPU%s", cpu, gpu,
              "".join(f", {k} {v:g}" for k, v in resources.resources.items()))
     task = ray.remote(_prepare_task).options(
         num_cpus=cpu, num_gpus=gpu, resources=dict(resources.resources), num_returns=2, name="mia_kd.prepare",
     )
-    summary, prepared = task.remote(config, storage.out, threads=max(1, math.floor(cpu)))
+    summary, prepared = task.remote(config, storage.out, threads=max(1, math.floor(cpu)), methods=methods)
     try:
         return prepared, ray.get(summary)
     except ray.exceptions.RayTaskError as exc:
@@ -85,11 +92,11 @@ def prepare(config: TrialConfig, storage: SweepStorage, resources: PrepareResour
         raise
 
 
-def _prepare_task(config: TrialConfig, out: str, *, threads: int) -> tuple[dict[str, Any], Prepared]:
+def _prepare_task(config: TrialConfig, out: str, *, threads: int, methods: list[str]) -> tuple[dict[str, Any], Prepared]:
     from mia_kd.sweep.preparation import prepare_for_sweep
 
     os.environ["MIA_KD_NODE_ID"] = ray.get_runtime_context().get_node_id()  # the rows say where it ran
-    return prepare_for_sweep(config, out, threads=threads)
+    return prepare_for_sweep(config, out, threads=threads, methods=methods)
 
 
 def prepare_shape(resources: PrepareResources, nodes: list[dict[str, float]]) -> tuple[float, float]:
@@ -157,10 +164,13 @@ def run(
             name=f"{sweep_id}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}", storage_path=storage.url("tune"),
             failure_config=FailureConfig(max_failures=sweep.max_failures), verbose=1 if verbose else 0,
             callbacks=[_Progress(bar, storage=storage, plan=plan), *tracking_callbacks(sweep.tracking, sweep_id),
-                       *callbacks],
+                       CSVLoggerCallback(), JsonLoggerCallback(), *callbacks],
         ),
     )
-    return ran, tuner.fit()
+    # Tune's own CSV and JSON results are kept (given above), its TensorBoard logger is not: tensorboardX
+    # imports torch, 3 s in the driver as the experiment starts, and nothing here reads its event files.
+    with mock.patch.dict(os.environ, {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}):
+        return ran, tuner.fit()
 
 
 @dataclass(frozen=True)
@@ -181,49 +191,6 @@ class _GiveBaseline:
         for name, study in studies.items():
             add_baseline(study, baseline, self.plan.methods[name], self.plan.config.sweep)
         return True
-
-
-def tracking_callbacks(tracking: Tracking, sweep_id: str) -> list[Callback]:
-    """Ray Tune's own logger callbacks for ``sweep.tracking`` (fresh ones per experiment: they hold runs)."""
-    callbacks: list[Callback] = []
-    if tracking.mlflow is not None:
-        try:
-            import mlflow  # noqa: F401  (Ray's callback imports it only once Tune sets it up)
-            from ray.air.integrations.mlflow import MLflowLoggerCallback
-        except ImportError:
-            raise UserError("sweep.tracking.mlflow needs MLflow: pip install mlflow-skinny") from None
-        given = tracking.mlflow
-        _check_mlflow(given.tracking_uri)
-        callbacks.append(MLflowLoggerCallback(
-            tracking_uri=given.tracking_uri, experiment_name=given.experiment_name or sweep_id, tags=dict(given.tags),
-        ))
-    if tracking.wandb is not None:
-        try:
-            import wandb  # noqa: F401
-            from ray.air.integrations.wandb import WandbLoggerCallback
-        except ImportError:
-            raise UserError("sweep.tracking.wandb needs Weights & Biases: pip install wandb") from None
-        given = tracking.wandb
-        extra = {k: v for k, v in (("entity", given.entity), ("tags", list(given.tags))) if v}
-        callbacks.append(WandbLoggerCallback(project=given.project or sweep_id, group=given.group, mode=given.mode,
-                                             **extra))
-    return callbacks
-
-
-def _check_mlflow(uri: str | None) -> None:
-    """Open the tracking store now, so a store MLflow refuses is one line before any trial runs, not a Tune
-    traceback after the first (MLflow 3 refuses ``file:`` stores unless MLFLOW_ALLOW_FILE_STORE=true)."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    try:
-        MlflowClient(uri).search_experiments(max_results=1)
-    except MlflowException as exc:
-        first = str(exc).strip().split(". ")[0]
-        raise UserError(
-            f"sweep.tracking.mlflow.tracking_uri {uri!r}: {first}. Give sqlite:///PATH/mlflow.db or an http(s):// "
-            "server (or set MLFLOW_ALLOW_FILE_STORE=true for a file: store)"
-        ) from None
 
 
 def _trainable(config: dict[str, Any], *, plan: SweepPlan, prepared, out: str, threads: int) -> None:

@@ -40,3 +40,16 @@ def test_trials_without_a_calib_value_get_no_privacy_pick(tmp_path):
     _store(tmp_path, [(None, 0.5, 5.0), (None, 0.7, 6.0)], schema=schema_1)
     best = sweep_status(tmp_path).best
     assert list(best["best"]) == ["utility"]
+
+
+def test_a_sweep_still_preparing_says_so(tmp_path):
+    # The driver writes sweep.json before the preparation task (which knows the methods' spaces) returns.
+    from mia_kd.sweep.status import format_status
+
+    manifest = {"sweep_id": "s", "started_at": datetime.now(UTC).isoformat(),
+                "sweep": {"max_concurrent": 1, "methods": {"none": {}, "dp_sgd": {}}}, "config": {}}
+    (tmp_path / "sweep.json").write_text(json.dumps(manifest))
+    status = sweep_status(tmp_path)
+    assert status.preparing and status.eta_s is None
+    assert list(status.per_method["method"]) == ["none", "dp_sgd"] and "planned" not in status.per_method
+    assert format_status(status).splitlines()[0].startswith("sweep s: preparing")

@@ -197,11 +197,17 @@ def test_sigkill_of_the_driver_then_rerun_completes_exactly_once(sweep_file, tmp
     partial = _trials(out)
     assert 1 <= len(partial) < 5
 
+    # The rerun also reports what its driver imported: torch and transformers load only in the Ray workers
+    # (the preparation task computes the methods' strength spaces), never in the driver (docs/architecture.md §2).
+    code = ("import sys; from mia_kd.cli import main; code = main(); "
+            "print('driver imported', sorted({'torch', 'transformers'} & set(sys.modules)), file=sys.stderr); sys.exit(code)")
     try:
-        rerun = subprocess.run(_sweep_command(path, out), env=env, capture_output=True, text=True, timeout=600)
+        rerun = subprocess.run([sys.executable, "-c", code, *_sweep_command(path, out)[3:]], env=env,
+                               capture_output=True, text=True, timeout=600)
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert rerun.stderr.strip().splitlines()[-1] == "driver imported []"
     trials = _trials(out)
     assert trials["trial_id"].is_unique
     assert (trials["status"] == "completed").sum() == 5  # the baseline once: red_list's, given to output_noise

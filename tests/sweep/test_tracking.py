@@ -99,7 +99,7 @@ def test_a_refused_mlflow_store_is_one_line_before_any_training(ray_session, tmp
 
 
 def test_an_offline_sqlite_store_is_accepted(tmp_path):
-    from mia_kd.sweep.tune import tracking_callbacks
+    from mia_kd.sweep.tracking import tracking_callbacks
 
     tracking = SweepSection.model_validate({"tracking": {"mlflow": {"tracking_uri": f"sqlite:///{tmp_path}/ml.db"}}})
     (callback,) = tracking_callbacks(tracking.tracking, "ci")
@@ -108,7 +108,7 @@ def test_an_offline_sqlite_store_is_accepted(tmp_path):
 
 @pytest.mark.parametrize(("tracker", "package"), [("mlflow", "mlflow-skinny"), ("wandb", "wandb")])
 def test_a_missing_tracker_package_names_its_install(tracker, package, monkeypatch):
-    from mia_kd.sweep.tune import tracking_callbacks
+    from mia_kd.sweep.tracking import tracking_callbacks
 
     monkeypatch.setitem(sys.modules, tracker, None)  # import fails as if not installed
     section = SweepSection.model_validate({"tracking": {tracker: {}}})

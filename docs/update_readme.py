@@ -76,7 +76,8 @@ def throughput() -> str:
     speedup = _json("sweep_speedup")
     if speedup:
         before, now = speedup["before"], speedup["now"]
-        rows.append((f"quickstart sweep wall time, now / before ({before['commit']})", f"{speedup['ratio']:.2f}",
+        rows.append((f"quickstart sweep wall time, now ({now['commit']}) / before ({before['commit']})",
+                     f"{speedup['ratio']:.2f} ({now['seconds'] / 60:.1f} / {before['seconds'] / 60:.1f} min)",
                      "≤ 0.70", _verdict(speedup["ratio"] <= 0.7), "sweep_speedup.py", speedup["date"]))
         rows.append(("quickstart sweep: students trained", f"{now['students']} (before {before['students']})",
                      "fewer: the neutral point once, not per method", _verdict(now["students"] < before["students"]),

@@ -41,13 +41,13 @@ def shadows(
                 for i in range(count)]
     students = []
     if not config.shadows.online:
-        students = [_task(_offline_student, "shadow_student", options).remote(inputs, config, t, threads=threads)
-                    for t in teachers]
+        students = [_task(_offline_student, "shadow_student", options).remote(inputs, config, model, threads=threads)
+                    for _, model in teachers]
     log.info("training %d shadow teachers%s as Ray tasks (%g CPU, %g GPU each)", count,
              "" if config.shadows.online else f" and their {count} neutral shadow students", resources.cpu, resources.gpu)
     wait(teachers + students, desc="shadows", quiet=quiet)
     attach = ray.remote(_attach).options(num_cpus=1, name="mia_kd.attach_shadows", num_returns=2)
-    summary, attached = attach.remote(prepared, config, out, teachers, students)
+    summary, attached = attach.remote(prepared, config, out, [m for _, m in teachers], [m for _, m in students])
     return attached, ray.get(summary)
 
 
@@ -61,7 +61,7 @@ def trial_students(prepared: Prepared, config: TrialConfig, resources: Resources
     inputs, task = ray.put(ShadowInputs.of(prepared)), _task(_online_student, "shadow_student", _options(resources))
     refs = [task.remote(inputs, config, ray.put(teacher), threads=_threads(resources)) for teacher in prepared.shadow_teachers]
     wait(refs, desc="shadow students", quiet=quiet)
-    return ray.get(refs)
+    return ray.get([model for _, model in refs])
 
 
 def run_trial(config: TrialConfig, *, trial_id: str | None = None, resources: Resources | None = None) -> TrialResult:
@@ -76,9 +76,10 @@ def run_trial(config: TrialConfig, *, trial_id: str | None = None, resources: Re
     return run_student(prepared, config, trial_id=trial_id, shadow_students=students)
 
 
-def wait(refs: list[ray.ObjectRef], *, desc: str, quiet: bool) -> None:
-    """Block until every task of ``refs`` is done, one bar step per task; a task's own error is raised as
-    itself (a one-line UserError stays one line)."""
+def wait(tasks: list[list[ray.ObjectRef]], *, desc: str, quiet: bool) -> None:
+    """Block until every task of ``tasks`` (each ``[done, model]``, :func:`_task`) is done, one bar step per
+    task, fetching only ``done``; a task's own error is raised as itself (a one-line UserError stays one line)."""
+    refs = [done for done, _ in tasks]
     waiting = list(refs)
     with tqdm(total=len(refs), desc=desc, unit="task", disable=quiet, dynamic_ncols=True) as bar:
         while waiting:
@@ -102,7 +103,9 @@ def _threads(resources: Resources) -> int:
 
 
 def _task(fn, name: str, options: dict[str, Any]):
-    return ray.remote(fn).options(name=f"mia_kd.{name}", **options)
+    """``fn`` as a Ray task of two returns, ``(done, model)``: :func:`wait` reads the small first one, so the
+    driver learns a task ended (or raised) without fetching the model."""
+    return ray.remote(fn).options(name=f"mia_kd.{name}", num_returns=2, **options)
 
 
 def _here() -> None:
@@ -119,7 +122,7 @@ def _teacher(inputs, config: TrialConfig, index: int, *, threads: int):
     from mia_kd import shadows
 
     _here()
-    return shadows.train_teacher(shadows.teacher_jobs(inputs, config)[index], threads=threads)
+    return True, shadows.train_teacher(shadows.teacher_jobs(inputs, config)[index], threads=threads)
 
 
 def _offline_student(inputs, config: TrialConfig, teacher, *, threads: int):
@@ -127,14 +130,14 @@ def _offline_student(inputs, config: TrialConfig, teacher, *, threads: int):
 
     _here()
     job = shadows.student_jobs(inputs, shadows.offline_config(config), [teacher])[0]
-    return shadows.train_student(job, threads=threads)
+    return True, shadows.train_student(job, threads=threads)
 
 
 def _online_student(inputs, config: TrialConfig, teacher, *, threads: int):
     from mia_kd import shadows
 
     _here()
-    return shadows.train_student(shadows.student_jobs(inputs, config, [teacher])[0], threads=threads)
+    return True, shadows.train_student(shadows.student_jobs(inputs, config, [teacher])[0], threads=threads)
 
 
 def _attach(prepared: Prepared, config: TrialConfig, out: str | None, teachers: list, students: list):

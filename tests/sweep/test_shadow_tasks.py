@@ -13,12 +13,32 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 SHADOWED = ["loss", "reference", "lira", "rmia"]
 
 
-def test_a_sweep_trains_its_shadows_once_as_tasks(ray_session, sweep_file, tmp_path, ci_raw):
+class _Fetches:
+    """``ray`` as :mod:`mia_kd.sweep.shadow_tasks` sees it, recording what its ``ray.get`` brings to the driver."""
+
+    def __init__(self, ray) -> None:
+        self._ray, self.fetched = ray, []
+
+    def __getattr__(self, name):
+        return getattr(self._ray, name)
+
+    def get(self, refs, **kwargs):
+        values = self._ray.get(refs, **kwargs)
+        self.fetched += values if isinstance(refs, list) else [values]
+        return values
+
+
+def test_a_sweep_trains_its_shadows_once_as_tasks(ray_session, sweep_file, tmp_path, ci_raw, monkeypatch):
     """A sweep whose students are distilled on a disjoint pool and attacked with lira and rmia: shadows once,
-    every trial on the pool (its shadow students too), the leakage transfer ratio in every row."""
+    every trial on the pool (its shadow students too), the leakage transfer ratio in every row; the driver
+    learns each shadow task ended without fetching its model."""
     import yaml
 
+    from mia_kd.sweep import shadow_tasks
     from mia_kd.sweep.runner import run_sweep
+
+    fetches = _Fetches(shadow_tasks.ray)
+    monkeypatch.setattr(shadow_tasks, "ray", fetches)
 
     path = sweep_file({"methods": {"none": {}, "temperature": {"trials": 2}}, "max_concurrent": 2, "save_students": "none"})
     raw = yaml.safe_load(path.read_text())
@@ -28,6 +48,8 @@ def test_a_sweep_trains_its_shadows_once_as_tasks(ray_session, sweep_file, tmp_p
     out = tmp_path / "out"
     outcome = run_sweep(path, out=str(out))
     assert outcome.completed == 2 and outcome.failed == 0
+    # 2 shadow teachers and their 2 students: a done flag each, then the attach task's summary; no model
+    assert [v for v in fetches.fetched if not isinstance(v, dict)] == [True] * 4, fetches.fetched
     trials = read_table(str(out), "trials").to_pandas()
     assert (trials["distill_transfer"] == "disjoint").all() and (trials["n_transfer"] == 120).all()
     assert (trials["n_transfer_pool"] == 120).all() and trials["leakage_transfer_ratio"].notna().all()

@@ -115,10 +115,10 @@ class SweepPlan:
             runtime={"threads": threads, "progress": False},
         )
 
-    def manifest(self, storage: SweepStorage) -> dict[str, Any]:
-        """``sweep.json``'s content: what this folder holds and the plan; a folder of a different sweep is refused."""
+    def manifest(self, folder: dict[str, Any]) -> dict[str, Any]:
+        """``sweep.json``'s content: ``folder`` (:func:`folder_manifest`, which sweep and since when) and the plan."""
         return {
-            **folder_manifest(self.config, storage),
+            **folder,
             # Search points each method trains itself (a method given the baseline trains one fewer than its budget).
             "plan": {name: self.students(name) for name in self.methods},
             "baseline": None if self.baseline is None else {

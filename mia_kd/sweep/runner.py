@@ -72,7 +72,7 @@ def run_sweep(
     # The plan reads the methods' strength spaces from the preparation task (some need the student's model
     # code): the driver never imports torch.
     plan = SweepPlan.build(config, spaces=summary["spaces"])
-    storage.write_text(MANIFEST, json.dumps(plan.manifest(storage), indent=2, default=str))
+    storage.write_text(MANIFEST, json.dumps(plan.manifest(manifest), indent=2, default=str))
     if required_passes(config.base.attacks).shadows:  # lira, rmia: shadow models as Ray tasks, once per sweep
         prepared, nodes = shadow_tasks.shadows(prepared, config.base, storage.out,
                                                config.sweep.shadow_resources or config.sweep.resources, quiet=verbose)

@@ -84,13 +84,19 @@ def wait(tasks: list[list[ray.ObjectRef]], *, desc: str, quiet: bool) -> None:
     with tqdm(total=len(refs), desc=desc, unit="task", disable=quiet, dynamic_ncols=True) as bar:
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1)
-            try:
-                ray.get(done)
-            except ray.exceptions.RayTaskError as exc:
-                if isinstance(exc.cause, Exception):
-                    raise exc.cause from None
-                raise
+            fetch(done)
             bar.update()
+
+
+def fetch(refs):
+    """``ray.get(refs)``, with a task's own error raised as itself, not wrapped in Ray's remote traceback (a
+    one-line UserError stays one line). The sweep's preparation task is waited for the same way."""
+    try:
+        return ray.get(refs)
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, Exception):
+            raise exc.cause from None
+        raise
 
 
 def _options(resources: Resources) -> dict[str, Any]:

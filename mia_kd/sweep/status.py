@@ -71,7 +71,7 @@ def sweep_status(out: str | Path) -> SweepStatus:
     finished = int(per_method[["completed", "failed"]].to_numpy().sum())
     remaining = int(per_method["planned"].sum()) - finished
     eta = None
-    if finished and remaining > 0 and "wall_time_s" in done and not preparing:
+    if finished and remaining > 0 and "wall_time_s" in done:
         eta = remaining * float(done["wall_time_s"].mean()) / max(1, manifest["sweep"]["max_concurrent"])
     objective = manifest["config"].get("metrics", {}).get("privacy_objective", "auc")
     if preparing:

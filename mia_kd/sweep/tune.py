@@ -36,6 +36,7 @@ from mia_kd.objectives import MODES, NAMES, PRIVACY, REPORTED_PRIVACY, UTILITY
 from mia_kd.store import TRIALS, SweepStorage, write_trial
 from mia_kd.store.rows import failed_row
 from mia_kd.sweep.plan import MethodPlan, SweepPlan
+from mia_kd.sweep.shadow_tasks import fetch, trial_students
 from mia_kd.sweep.tracking import tracking_callbacks
 from mia_kd.sweep.study import add_baseline, journal_storage, method_study, stored_baseline, stored_trials, study_name
 
@@ -84,12 +85,7 @@ def prepare(
         num_cpus=cpu, num_gpus=gpu, resources=dict(resources.resources), num_returns=2, name="mia_kd.prepare",
     )
     summary, prepared = task.remote(config, storage.out, threads=max(1, math.floor(cpu)), methods=methods)
-    try:
-        return prepared, ray.get(summary)
-    except ray.exceptions.RayTaskError as exc:
-        if isinstance(exc.cause, Exception):  # a UserError stays one line, not Ray's remote traceback
-            raise exc.cause from None
-        raise
+    return prepared, fetch(summary)
 
 
 def _prepare_task(config: TrialConfig, out: str, *, threads: int, methods: list[str]) -> tuple[dict[str, Any], Prepared]:
@@ -199,7 +195,6 @@ def _trainable(config: dict[str, Any], *, plan: SweepPlan, prepared, out: str, t
     import torch
 
     from mia_kd.sweep.point import run_point
-    from mia_kd.sweep.shadow_tasks import trial_students
 
     torch.set_num_threads(threads)
     os.environ["MIA_KD_NODE_ID"] = ray.get_runtime_context().get_node_id()
